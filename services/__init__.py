@@ -1,0 +1,1 @@
+"""Continuum's services, one package each; a service imports only `continuum.shared`."""
