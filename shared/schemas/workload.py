@@ -135,7 +135,10 @@ class PlacementFailed(Event, kw_only=True):
     at: datetime = msgspec.field(default_factory=utcnow)
 
 
-ReplicaState = Literal["pending", "pulling", "starting", "running", "failed", "stopped"]
+# `idle` is a replica scaled to zero: its worker is stopped, but the agent keeps
+# the queue subscription on `ctm.fn.<name>`, holds the next invocation and
+# cold-starts the worker for it.
+ReplicaState = Literal["pending", "pulling", "starting", "running", "idle", "failed", "stopped"]
 
 
 class WorkloadStatus(Event, kw_only=True):
@@ -159,7 +162,7 @@ class WorkloadStatus(Event, kw_only=True):
 
 
 class ScaleRequest(Event, kw_only=True):
-    """An agent asks the scheduler for replicas of a function that has none (scale from zero)."""
+    """An agent asks the scheduler for more replicas of a busy function, on `ctm.api.autoscale`."""
 
     CE_TYPE = "continuum.workload.scale.v1"
 
