@@ -124,13 +124,18 @@ async def connect(settings: Settings | NatsSettings, *, name: str, check_server:
     nats_settings = settings.nats if isinstance(settings, Settings) else settings
     callbacks = _ConnectionLogger(name)
     options = connect_options(nats_settings, name=name)
+    # nats-py retries the first connection as often as later reconnects, forever
+    # by default; a deadline turns "no server" into an error the caller sees.
     try:
-        nc = await nats.connect(
-            **options,
-            error_cb=callbacks.error,
-            disconnected_cb=callbacks.disconnected,
-            reconnected_cb=callbacks.reconnected,
-            closed_cb=callbacks.closed,
+        nc = await asyncio.wait_for(
+            nats.connect(
+                **options,
+                error_cb=callbacks.error,
+                disconnected_cb=callbacks.disconnected,
+                reconnected_cb=callbacks.reconnected,
+                closed_cb=callbacks.closed,
+            ),
+            nats_settings.initial_connect_timeout_s,
         )
     except (nats.errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
         raise BusError(

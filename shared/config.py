@@ -47,6 +47,7 @@ class NatsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_key_file: str | None = None
     tls_hostname: str | None = None
     connect_timeout_s: float = 2.0
+    initial_connect_timeout_s: float = 10.0
     max_reconnect_attempts: int = -1
     reconnect_wait_s: float = 1.0
 

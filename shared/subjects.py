@@ -130,6 +130,16 @@ def hook(source: str, event: str) -> str:
     return f"{ROOT}.hook.{validate_name(source, kind='webhook source')}.{sanitize_token(event)}"
 
 
+def webhook_delivery(subscription_id: str) -> str:
+    """Subject of an outbound delivery task for one webhook subscription."""
+    return f"{ROOT}.webhook.delivery.{validate_name(subscription_id, kind='webhook subscription id')}"
+
+
+def webhook_attempt(subscription_id: str) -> str:
+    """Subject of the attempt records of one webhook subscription."""
+    return f"{ROOT}.webhook.attempt.{validate_name(subscription_id, kind='webhook subscription id')}"
+
+
 def dlq(stream: str) -> str:
     return f"{ROOT}.dlq.{validate_name(stream, kind='stream name')}"
 
@@ -160,6 +170,8 @@ ALL_CHUNKS = f"{ROOT}.chunks.*"
 ALL_GUARD_IN = f"{ROOT}.guard.in.*"
 ALL_HOOKS = f"{ROOT}.hook.*.*"
 ALL_DLQ = f"{ROOT}.dlq.*"
+ALL_WEBHOOK_DELIVERIES = f"{ROOT}.webhook.delivery.*"
+ALL_WEBHOOK_ATTEMPTS = f"{ROOT}.webhook.attempt.*"
 
 
 # Parsers ------------------------------------------------------------------
@@ -190,6 +202,8 @@ _PATTERNS: dict[str, tuple[str, ...]] = {
     "guard_blocked": ("guard", "blocked", "*"),
     "guard_audit": ("guard", "audit", "*"),
     "hook": ("hook", "*", "*"),
+    "webhook_delivery": ("webhook", "delivery", "*"),
+    "webhook_attempt": ("webhook", "attempt", "*"),
     "dlq": ("dlq", "*"),
     "api": ("api", "*"),
     "vector": ("vector", "*"),

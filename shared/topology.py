@@ -109,6 +109,19 @@ STREAMS: tuple[StreamSpec, ...] = (
         "Verified inbound webhooks; the long duplicate window absorbs sender retries.",
         duplicate_window=HOUR,
     ),
+    StreamSpec(
+        "WEBHOOK_DELIVERIES",
+        (subjects.ALL_WEBHOOK_DELIVERIES,),
+        "Outbound webhook deliveries, one per event and subscription, removed once delivered or dead-lettered.",
+        retention="workqueue",
+        duplicate_window=HOUR,
+    ),
+    StreamSpec(
+        "WEBHOOK_ATTEMPTS",
+        (subjects.ALL_WEBHOOK_ATTEMPTS,),
+        "Every outbound webhook attempt with its status, latency and error.",
+        max_msgs_per_subject=10_000,
+    ),
     StreamSpec("DLQ", (subjects.ALL_DLQ,), "Messages that could not be processed, with the error.", max_age=14 * DAY),
 )
 
@@ -123,12 +136,43 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ),
     ConsumerSpec("WORKLOAD_STATUS", "scheduler-status", "The scheduler observes replica state.", deliver_policy="new"),
     ConsumerSpec("NODES", "scheduler-nodes", "The scheduler observes agent lifecycle.", deliver_policy="new"),
+    # The bridge fans platform events out to webhook subscriptions; each
+    # consumer starts at new events so a fresh install sends no history.
+    ConsumerSpec(
+        "PLACEMENTS",
+        "bridge-placements",
+        "The webhook bridge fans out unschedulable workloads.",
+        filter_subjects=(subjects.PLACEMENT_FAILED,),
+        deliver_policy="new",
+    ),
+    ConsumerSpec(
+        "INGEST_STATUS", "bridge-ingest-status", "The webhook bridge fans out ingest progress.", deliver_policy="new"
+    ),
+    ConsumerSpec(
+        "GUARD",
+        "bridge-guard-blocked",
+        "The webhook bridge fans out blocked guarded messages.",
+        filter_subjects=("ctm.guard.blocked.*",),
+        deliver_policy="new",
+    ),
+    ConsumerSpec("HOOKS", "bridge-hooks", "The webhook bridge fans out verified inbound webhooks.", deliver_policy="new"),
+    # Retries are driven by the bridge (exponential backoff with jitter, up
+    # to its `max_attempts` setting); max_deliver is only a ceiling above it.
+    ConsumerSpec(
+        "WEBHOOK_DELIVERIES",
+        "bridge-deliveries",
+        "The webhook bridge POSTs each delivery to its subscriber.",
+        ack_wait=60.0,
+        max_deliver=50,
+        backoff=(),
+    ),
 )
 
 BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("ctm-workloads", "Desired workload specs, keyed by workload name.", history=5),
     BucketSpec("ctm-nodes", "Node registry snapshots written by the scheduler leader."),
     BucketSpec("ctm-scheduler", "Scheduler leader lease, epoch and generation counters.", history=1),
+    BucketSpec("ctm-bindings", "Replica-to-node bindings per workload, written by the scheduler leader."),
     BucketSpec("ctm-guard-policies", "Guardrail policies, keyed by policy name.", history=10),
     BucketSpec("ctm-webhook-subscriptions", "Outbound webhook subscriptions, keyed by id.", history=5),
     BucketSpec("ctm-artifacts", "Function code and WASM modules, fetched by digest.", kind="object"),

@@ -37,7 +37,20 @@ from continuum.shared.schemas.telemetry import (
     RttSample,
     Telemetry,
 )
-from continuum.shared.schemas.vector import CollectionInfo, Filter, Hit, QueryReply, QueryRequest
+from continuum.shared.schemas.vector import (
+    CollectionInfo,
+    CollectionRequest,
+    CollectionsReply,
+    CollectionStats,
+    DeleteDocumentReply,
+    DeleteDocumentRequest,
+    Filter,
+    Hit,
+    IndexStats,
+    MaintainReply,
+    QueryReply,
+    QueryRequest,
+)
 from continuum.shared.schemas.workload import (
     AffinityTerm,
     DataLocality,
@@ -105,6 +118,13 @@ __all__ = [
     "WorkloadSpec",
     "WorkloadStatus",
     "ZoneSpread",
+    "CollectionRequest",
+    "CollectionStats",
+    "CollectionsReply",
+    "DeleteDocumentReply",
+    "DeleteDocumentRequest",
+    "IndexStats",
+    "MaintainReply",
     "convert",
     "decode",
     "encode",

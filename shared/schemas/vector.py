@@ -69,3 +69,64 @@ class CollectionInfo(msgspec.Struct, kw_only=True):
     indexed: bool = False
     fts_indexed: bool = False
     version: int = 0
+
+
+class CollectionRequest(Event, kw_only=True):
+    """A request about one collection: stats, drop or maintenance."""
+
+    CE_TYPE = "continuum.vector.collection.v1"
+
+    collection: str
+
+
+class CollectionsReply(Event, kw_only=True):
+    CE_TYPE = "continuum.vector.collections.reply.v1"
+
+    collections: list[CollectionInfo]
+
+
+class IndexStats(msgspec.Struct, kw_only=True):
+    """One index of a collection; `unindexed_rows` are searched by a flat scan until maintenance merges them."""
+
+    name: str
+    index_type: str
+    columns: list[str]
+    indexed_rows: int = 0
+    unindexed_rows: int = 0
+
+
+class CollectionStats(Event, kw_only=True):
+    """Collection details: `fragments` counts data files, which compaction merges."""
+
+    CE_TYPE = "continuum.vector.stats.reply.v1"
+
+    info: CollectionInfo
+    documents: int = 0
+    fragments: int = 0
+    small_fragments: int = 0
+    total_bytes: int = 0
+    indexes: list[IndexStats] = msgspec.field(default_factory=list)
+
+
+class DeleteDocumentRequest(Event, kw_only=True):
+    CE_TYPE = "continuum.vector.delete_document.v1"
+
+    collection: str
+    document_id: str
+
+
+class DeleteDocumentReply(Event, kw_only=True):
+    CE_TYPE = "continuum.vector.delete_document.reply.v1"
+
+    collection: str
+    document_id: str
+    deleted: int
+
+
+class MaintainReply(Event, kw_only=True):
+    """What one maintenance pass did: `actions` such as `fts_index`, `vector_index`, `optimize`; empty when the lock was busy or nothing was due."""
+
+    CE_TYPE = "continuum.vector.maintain.reply.v1"
+
+    collection: str
+    actions: list[str] = msgspec.field(default_factory=list)
