@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
 import sys
 import tomllib
 from collections.abc import Iterable
@@ -37,6 +38,8 @@ from continuum.shared.errors import ConfigError, SubjectError
 ACCOUNT = "CONTINUUM"
 SYSTEM_ACCOUNT = "SYS"
 PASSWORD_PREFIX = "CONTINUUM_NATS_PASSWORD_"
+# User that hub nodes log in as on each other's cluster port.
+ROUTE_USER = "route"
 
 ServerKind = Literal["hub", "leaf"]
 
@@ -445,10 +448,22 @@ def render_accounts(inventory: Inventory, server: ServerKind, site: str | None =
     )
 
 
+def generate_password() -> str:
+    """Return a random password that nats-server reads back unchanged from an environment variable.
+
+    nats-server parses a variable's value as a config value, so a value that
+    starts with a digit or a sign, or reads as a boolean, is not taken as a
+    string. A letter followed by hex digits always is.
+    """
+    return "p" + secrets.token_hex(24)
+
+
 def required_variables(inventory: Inventory, server: ServerKind, site: str | None = None) -> list[str]:
     """Password variables the server needs at start-up (a leaf also needs its own hub password)."""
     names = [password_variable(user.name) for user in users_for(inventory, server, site)]
     names.append(password_variable("system"))
+    if server == "hub":
+        names.append(password_variable(ROUTE_USER))
     if server == "leaf" and site is not None:
         names.append(password_variable(leaf_user(site)))
     return names
@@ -457,12 +472,16 @@ def required_variables(inventory: Inventory, server: ServerKind, site: str | Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m continuum.shared.deploy_config", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("password", help="print a new random password for a CONTINUUM_NATS_PASSWORD_* variable")
     for name, help_text in (("accounts", "print the accounts block for a server"), ("variables", "print the password variables it needs")):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--inventory", required=True, help="inventory TOML file")
         command.add_argument("--server", choices=("hub", "leaf"), required=True, help="which server the file is for")
         command.add_argument("--site", help="site name (required with --server leaf)")
     args = parser.parse_args(argv)
+    if args.command == "password":
+        print(generate_password())
+        return 0
 
     try:
         inventory = load_inventory(args.inventory)
