@@ -177,6 +177,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec("ctm-webhook-subscriptions", "Outbound webhook subscriptions, keyed by id.", history=5),
     BucketSpec("ctm-artifacts", "Function code and WASM modules, fetched by digest.", kind="object"),
     BucketSpec("ctm-documents", "Documents uploaded for ingest.", kind="object"),
+    BucketSpec("ctm-vectordb-locks", "Per-collection write locks of the vector DB, keyed by collection."),
 )
 
 

@@ -1,0 +1,1 @@
+"""The webhook bridge: signed webhooks in, platform events out as signed webhooks."""

@@ -1,0 +1,5 @@
+import sys
+
+from continuum.services.bridge.main import main
+
+sys.exit(main())
