@@ -202,6 +202,10 @@ def stream_config(spec: StreamSpec, settings: JetStreamSettings) -> js_api.Strea
 def consumer_config(spec: ConsumerSpec) -> js_api.ConsumerConfig:
     filters = list(spec.filter_subjects)
     return js_api.ConsumerConfig(
+        # With `name` set, nats-py creates the consumer on
+        # `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, so a permission
+        # can limit a client to consumers of its own filter subject.
+        name=spec.durable,
         durable_name=spec.durable,
         description=spec.description,
         deliver_policy=js_api.DeliverPolicy(spec.deliver_policy),

@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 
 # Modules of continuum.shared.cli that add command groups; a module that does not exist yet is skipped.
-COMMAND_MODULES = ("up", "workloads", "agent", "ingest", "vector", "guard", "webhooks", "ask", "demo")
+COMMAND_MODULES = ("up", "docs", "workloads", "agent", "ingest", "vector", "guard", "webhooks", "ask", "demo")
 
 
 @app.callback()
