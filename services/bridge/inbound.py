@@ -47,6 +47,10 @@ _KEPT_HEADERS = (
 )
 
 
+_SOURCE = web.RequestKey("source", str)
+_DELIVERY_ID = web.RequestKey("delivery_id", str)
+
+
 class InboundApp:
     """Builds the aiohttp application; `ready` reports whether NATS is connected and HOOKS answers."""
 
@@ -74,7 +78,7 @@ class InboundApp:
 
     async def _handle_webhook(self, request: web.Request) -> web.Response:
         name = request.match_info["source"]
-        request["source"] = name
+        request[_SOURCE] = name
         try:
             verifier = self.verifiers.get(name)
             if verifier is None:
@@ -91,7 +95,7 @@ class InboundApp:
         if event_type is None and isinstance(payload, dict) and isinstance(payload.get("type"), str):
             event_type = payload["type"]
         event_type = event_type or self.settings.sources[name].default_event
-        request["delivery_id"] = verified.delivery_id
+        request[_DELIVERY_ID] = verified.delivery_id
 
         event = WebhookEvent(
             source=name,
@@ -178,8 +182,8 @@ class InboundApp:
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                         "remote": request.remote,
                         "body_bytes": request.content_length,
-                        "source": request.get("source"),
-                        "delivery_id": request.get("delivery_id"),
+                        "source": request.get(_SOURCE),
+                        "delivery_id": request.get(_DELIVERY_ID),
                     },
                 )
 
