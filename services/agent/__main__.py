@@ -1,0 +1,3 @@
+from continuum.services.agent.main import main
+
+raise SystemExit(main())
