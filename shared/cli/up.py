@@ -71,7 +71,7 @@ async def run_up(services: list[str] | None, state_dir: Path, live: bool) -> Non
         env = {**os.environ, "CONTINUUM_NATS_URL": settings.nats.url, "CONTINUUM_STATE_DIR": str(state_dir)}
         supervisor = Supervisor(chosen, env=env, log_dir=state_dir / "logs")
         await supervisor.start()
-        console.print(f"Started {len(chosen)} services: {', '.join(chosen)}; logs in {state_dir / 'logs'}")
+        console.print(f"Started services ({len(chosen)}): {', '.join(chosen)}; logs in {state_dir / 'logs'}")
 
         if live:
             with Live(_status_table(supervisor, settings.nats.url), console=console, refresh_per_second=2) as view:
