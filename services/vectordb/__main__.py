@@ -1,0 +1,5 @@
+import sys
+
+from continuum.services.vectordb.main import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""Background index building, compaction and version cleanup.
+
+Every `maintenance_interval_s`, for each collection whose write lock is free:
+
+- create the full-text index on `text` when it is missing;
+- create the ANN index on `vector` once the table has `index_min_rows` rows;
+- run `optimize` (compact small fragments, merge new rows into the indexes,
+  delete versions older than `cleanup_older_than_s`) when the table changed
+  since the last pass.
+
+LanceDB runs these in its own threads and readers keep using the versions
+they have open, so queries are never blocked. Rows that are not in an index
+yet are still found, by a flat scan next to the index search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from continuum.services.vectordb.locks import CollectionLocks
+from continuum.services.vectordb.settings import VectorDbSettings
+from continuum.services.vectordb.store import FTS_INDEX, VECTOR_INDEX, Store
+
+logger = logging.getLogger(__name__)
+
+
+class Maintainer:
+    def __init__(self, store: Store, locks: CollectionLocks, settings: VectorDbSettings) -> None:
+        self.store = store
+        self.locks = locks
+        self.settings = settings
+        self._optimized_version: dict[str, int] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        logger.info("maintenance started, every %.0fs", self.settings.maintenance_interval_s)
+        while not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), self.settings.maintenance_interval_s)
+                break
+            except TimeoutError:
+                pass
+            for collection in await self._collections():
+                try:
+                    await self.maintain(collection)
+                except Exception:  # noqa: BLE001 - one failing table must not stop maintenance of the others
+                    logger.error("maintenance of %s failed", collection, exc_info=True, extra={"collection": collection})
+        logger.info("maintenance stopped")
+
+    async def _collections(self) -> list[str]:
+        try:
+            return await self.store.collections()
+        except Exception:  # noqa: BLE001 - storage may be briefly unreachable; the next pass retries
+            logger.warning("listing collections for maintenance failed", exc_info=True)
+            return []
+
+    async def maintain(self, collection: str, *, wait: bool = False) -> list[str]:
+        """Run one pass over a collection and return what it did; nothing when another process holds the lock."""
+        async with self.locks.hold(collection, wait=wait) as held:
+            if not held:
+                return []
+            return await self._maintain(collection)
+
+    async def _maintain(self, collection: str) -> list[str]:
+        table = await self.store.table(collection)
+        await table.checkout_latest()
+        actions: list[str] = []
+        if await self.store.ensure_fts_index(table):
+            actions.append("fts_index")
+
+        indices = {index.name for index in await table.list_indices()}
+        rows = await table.count_rows()
+        if VECTOR_INDEX not in indices and rows >= self.settings.index_min_rows:
+            await self.store.create_vector_index(table)
+            actions.append("vector_index")
+
+        version = await table.version()
+        if actions or self._optimized_version.get(collection) != version:
+            stats = await self.store.optimize(table)
+            actions.append("optimize")
+            self._optimized_version[collection] = await table.version()
+            logger.debug("optimize stats for %s: %s", collection, stats)
+
+        if actions:
+            unindexed = await self.store.unindexed_rows(table, FTS_INDEX)
+            logger.info(
+                "maintenance of %s: %s (%d rows, %s not in the full-text index)",
+                collection,
+                ", ".join(actions),
+                rows,
+                unindexed,
+                extra={"collection": collection},
+            )
+        return actions
