@@ -63,12 +63,11 @@ def service(ctx: typer.Context, name: str = typer.Argument(..., help=f"One of: {
     """Run one service in the foreground until Ctrl-C or SIGTERM."""
     if name not in SERVICE_NAMES:
         raise fail(f"unknown service {name!r}; choose one of: {', '.join(SERVICE_NAMES)}")
-    module_name = f"continuum.services.{name}.main"
-    if importlib.util.find_spec(module_name) is None:
-        raise fail(f"service {name!r} is not installed in this build")
-
     # Imported by name at run time: the CLI must not import services statically.
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(f"continuum.services.{name}.main")
+    except ModuleNotFoundError as exc:
+        raise fail(f"service {name!r} is not installed in this build ({exc})") from exc
     argv = list(ctx.args)
     if common._state["config"]:
         argv = ["--config", common._state["config"], *argv]

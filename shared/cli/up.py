@@ -26,9 +26,16 @@ from continuum.shared.topology import provision
 logger = logging.getLogger(__name__)
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def available_services() -> list[str]:
     """Services of SERVICE_NAMES that this installation contains."""
-    return [name for name in SERVICE_NAMES if importlib.util.find_spec(f"continuum.services.{name}.__main__") is not None]
+    return [name for name in SERVICE_NAMES if _installed(f"continuum.services.{name}.__main__")]
 
 
 def _status_table(supervisor: Supervisor, nats_url: str) -> Table:
