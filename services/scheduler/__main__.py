@@ -1,0 +1,3 @@
+from continuum.services.scheduler.main import main
+
+raise SystemExit(main())
