@@ -26,7 +26,7 @@ from continuum.shared.schemas.ingest import (
     IngestStatus,
 )
 from continuum.shared.schemas.invoke import InvokeError, InvokeReply
-from continuum.shared.schemas.rag import AskReply, AskRequest, Citation
+from continuum.shared.schemas.rag import AskReply, AskRequest, Citation, GuardStep
 from continuum.shared.schemas.telemetry import (
     CpuStats,
     DiskStats,
@@ -88,6 +88,7 @@ __all__ = [
     "Filter",
     "Finding",
     "GpuStats",
+    "GuardStep",
     "GuardAudit",
     "GuardCheckReply",
     "GuardCheckRequest",

@@ -1,0 +1,5 @@
+import sys
+
+from continuum.services.workflow.main import main
+
+sys.exit(main())
