@@ -67,3 +67,29 @@ class GuardedPayload(Event, kw_only=True):
     verdict: Verdict
     findings: list[Finding]
     original: Any = None
+
+
+class GuardPoliciesRequest(Event, kw_only=True):
+    """List the policies in force on `ctm.guard.policies`; `name` narrows the list to one."""
+
+    CE_TYPE = "continuum.guard.policies.v1"
+
+    name: str | None = None
+
+
+class GuardPolicyInfo(msgspec.Struct, kw_only=True):
+    """One policy in force, and the last rejected update of its key, if any."""
+
+    name: str
+    description: str = ""
+    source: str = ""
+    revision: int = 0
+    detectors: dict[str, list[Stage]] = msgspec.field(default_factory=dict)
+    rejected_revision: int | None = None
+    rejected_reason: str | None = None
+
+
+class GuardPoliciesReply(Event, kw_only=True):
+    CE_TYPE = "continuum.guard.policies.reply.v1"
+
+    policies: list[GuardPolicyInfo] = msgspec.field(default_factory=list)

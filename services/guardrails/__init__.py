@@ -1,0 +1,1 @@
+"""Guardrails: PII, secrets, prompt injection and policy checks on `ctm.guard.check` and in stream mode."""

@@ -1,0 +1,5 @@
+import sys
+
+from continuum.services.guardrails.main import main
+
+sys.exit(main())
