@@ -153,6 +153,14 @@ class Replica:
     # Scale to zero ----------------------------------------------------------
 
     async def _watch_idle(self, idle_timeout: float) -> None:
+        try:
+            await self._scale_to_zero_when_idle(idle_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - logged; the replica keeps serving warm
+            logger.error("idle watcher of replica %s failed; it will not scale to zero", self.replica_id, exc_info=True)
+
+    async def _scale_to_zero_when_idle(self, idle_timeout: float) -> None:
         while True:
             remaining = self._last_activity + idle_timeout - time.monotonic()
             if remaining > 0:
@@ -192,7 +200,9 @@ class Replica:
             await self._respond(msg, self._error_reply("overloaded", f"{self.workload} is at its limit of queued invocations; retry later"))
             return
         if self._pending >= self._slots_total:
-            self.on_pressure(self, self._pending)
+            self.on_pressure(self, self._pending + 1)
+        # Counted here, not in the task, so that a burst delivered before any task runs is still bounded.
+        self._pending += 1
         task = asyncio.create_task(self._serve(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -203,7 +213,6 @@ class Replica:
 
     async def _serve(self, msg: Msg) -> None:
         arrived = time.perf_counter()
-        self._pending += 1
         try:
             async with self._slots:
                 reply = await self._invoke(msg.data, arrived)

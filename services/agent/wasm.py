@@ -103,6 +103,10 @@ class WasmFunction:
         linker.define_wasi()
         self.module, self.linker = module, linker
 
+    async def stop(self) -> None:
+        """Drop the compiled module; a later start loads it again from the on-disk cache."""
+        self.module, self.linker = None, None
+
     async def invoke(self, payload: bytes, timeout: float) -> bytes:
         if self.module is None or self.linker is None:
             raise InvocationFailure("unavailable", "the module is not started")
@@ -115,12 +119,16 @@ class WasmFunction:
         store.set_epoch_deadline(max(1, math.ceil(timeout / EPOCH_TICK_S)))
         output = bytearray()
 
+        def _write_stdout(chunk: bytes) -> int:
+            output.extend(chunk)
+            return len(chunk)
+
         with tempfile.NamedTemporaryFile(prefix="ctm-wasm-stdin-") as stdin:
             stdin.write(payload)
             stdin.flush()
             wasi = wasmtime.WasiConfig()
             wasi.stdin_file = stdin.name
-            wasi.stdout_custom = output.extend
+            wasi.stdout_custom = _write_stdout
             wasi.inherit_stderr()
             store.set_wasi(wasi)
             try:

@@ -87,7 +87,7 @@ async def start_agent(nc: bus.NATS, js: bus.JetStreamContext, settings: Settings
 def push_artifact(js: bus.JetStreamContext) -> Callable[[str, bytes], Any]:
     async def push(name: str, data: bytes) -> None:
         store = await js.object_store("ctm-artifacts")
-        await store.put(name, data)
+        await store.put(name, bytes(data))
 
     return push
 
