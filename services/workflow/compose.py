@@ -51,12 +51,12 @@ def best_sentences(question: str, text: str, max_chars: int) -> str:
 
     Falls back to the passage's opening when no sentence shares a word.
     """
-    wanted = keywords(question)
+    question_words = keywords(question)
     sentences = split_sentences(text)
     if not sentences:
         return ""
 
-    scored = [(len(wanted & keywords(sentence)), index) for index, sentence in enumerate(sentences)]
+    scored = [(len(question_words & keywords(sentence)), index) for index, sentence in enumerate(sentences)]
     ranked = sorted(scored, key=lambda item: (-item[0], item[1]))
     chosen: list[int] = []
     length = 0
