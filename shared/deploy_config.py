@@ -81,21 +81,28 @@ def js_api(domain: str, *operations: str) -> tuple[str, ...]:
     return _unique(prefix + operation for operation in operations for prefix in ("$JS.API.", f"$JS.{domain}.API."))
 
 
-def durable_access(domain: str, stream: str, durable: str) -> Permissions:
-    """Bind to, fetch from and ack one durable pull consumer, and nothing else on its stream."""
-    publish = js_api(
-        domain,
+def durable_access(domain: str, stream: str, durable: str, filter_subject: str | None = None) -> Permissions:
+    """Bind to, fetch from and ack one durable pull consumer, and nothing else on its stream.
+
+    With `filter_subject`, the client may create the consumer itself, but
+    only with that filter: the server rejects a create request whose body
+    names another filter than the subject. Without it, the consumer must
+    already exist (created by `continuum provision` or by a client that may
+    create it).
+    """
+    operations = [
         f"STREAM.INFO.{stream}",
         f"CONSUMER.INFO.{stream}.{durable}",
-        f"CONSUMER.CREATE.{stream}.{durable}",
-        f"CONSUMER.CREATE.{stream}.{durable}.>",
-        f"CONSUMER.DURABLE.CREATE.{stream}.{durable}",
         f"CONSUMER.MSG.NEXT.{stream}.{durable}",
-    )
+    ]
+    if filter_subject is None:
+        operations += [f"CONSUMER.CREATE.{stream}.{durable}", f"CONSUMER.CREATE.{stream}.{durable}.>"]
+    else:
+        operations.append(f"CONSUMER.CREATE.{stream}.{durable}.{filter_subject}")
     # Ack subjects: `$JS.ACK.<stream>.<durable>...`, or with the domain and
     # account hash tokens in front of the stream name.
     acks = (f"$JS.ACK.{stream}.{durable}.>", f"$JS.ACK.*.*.{stream}.{durable}.>")
-    return Permissions(publish + acks, ())
+    return Permissions(js_api(domain, *operations) + acks, ())
 
 
 def ordered_consumer_access(domain: str, stream: str) -> Permissions:
@@ -161,9 +168,26 @@ def agent_permissions(node_id: str, domain: str, functions: Iterable[str] = ("*"
     return (
         client_base(domain)
         .union(own)
-        .union(durable_access(domain, "PLACEMENTS", agent_durable(node_id)))
+        .union(durable_access(domain, "PLACEMENTS", agent_durable(node_id), subjects.placement(node_id)))
+        .union(replay_access(domain, node_id))
         .union(kv_access(domain, "ctm-workloads", write=False))
         .union(object_access(domain, "ctm-artifacts", write=False))
+    )
+
+
+def replay_access(domain: str, node_id: str) -> Permissions:
+    """Read the node's stored placements at start through a short-lived consumer of its own filter."""
+    replay = f"{agent_durable(node_id)}-replay"
+    placement = subjects.placement(node_id)
+    return Permissions(
+        js_api(
+            domain,
+            f"CONSUMER.CREATE.PLACEMENTS.{replay}.{placement}",
+            f"CONSUMER.INFO.PLACEMENTS.{replay}",
+            f"CONSUMER.MSG.NEXT.PLACEMENTS.{replay}",
+            f"CONSUMER.DELETE.PLACEMENTS.{replay}",
+        ),
+        (),
     )
 
 
