@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 from continuum.services.vectordb.errors import FilterError
 from continuum.services.vectordb.filters import to_where
 from continuum.services.vectordb.settings import VectorDbSettings
-from continuum.services.vectordb.store import RESULT_COLUMNS, Store
+from continuum.services.vectordb.store import FTS_RESULT_COLUMNS, VECTOR_RESULT_COLUMNS, Store
 from continuum.shared import rpc, subjects
 from continuum.shared.rpc import ApiCallError, ApiFailure
 from continuum.shared.schemas import EmbedReply, EmbedRequest, Hit, QueryReply, QueryRequest
@@ -101,7 +101,7 @@ class QueryEngine:
             .nprobes(self.settings.nprobes)
             .refine_factor(self.settings.refine_factor)
             .ef(self.settings.ef)
-            .select(RESULT_COLUMNS)
+            .select(VECTOR_RESULT_COLUMNS)
             .limit(k)
         )
         if where:
@@ -110,7 +110,7 @@ class QueryEngine:
         return [to_hit(row, 1.0 - float(row["_distance"])) for row in rows]
 
     async def _fts(self, table: Any, text: str, k: int, where: str | None) -> list[Hit]:
-        query = table.query().nearest_to_text(text).select(RESULT_COLUMNS).limit(k)
+        query = table.query().nearest_to_text(text).select(FTS_RESULT_COLUMNS).limit(k)
         if where:
             query = query.where(where)
         rows = await _run(query)

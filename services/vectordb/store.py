@@ -31,6 +31,8 @@ DIMENSION_KEY = b"continuum.dimension"
 VECTOR_INDEX = "vector_idx"
 FTS_INDEX = "text_idx"
 RESULT_COLUMNS = ["id", "text", "document_id", "source_uri", "title", "heading_path", "chunk_index", "metadata"]
+VECTOR_RESULT_COLUMNS = [*RESULT_COLUMNS, "_distance"]
+FTS_RESULT_COLUMNS = [*RESULT_COLUMNS, "_score"]
 
 
 def table_schema(model: str, dimension: int) -> pa.Schema:
@@ -56,8 +58,14 @@ def table_schema(model: str, dimension: int) -> pa.Schema:
     )
 
 
-def batches_to_arrow(batches: list[ChunkBatch], schema: pa.Schema, dimension: int) -> pa.Table:
-    """Build the rows of several batches; a later batch's chunk wins over an earlier one with the same id."""
+def batches_to_arrow(batches: list[ChunkBatch], model: str, dimension: int) -> pa.Table:
+    """Build the rows of several batches; a later batch's chunk wins over an earlier one with the same id.
+
+    The rows follow `table_schema`, not the stored table's schema: LanceDB
+    reports the JSON column as `large_binary`, and only an Arrow JSON column
+    is converted to the binary JSON form that the `json_get_*` filters read.
+    """
+    schema = table_schema(model, dimension)
     rows: dict[str, tuple[ChunkBatch, Any]] = {}
     for batch in batches:
         for chunk in batch.chunks:
@@ -131,13 +139,13 @@ class Store:
 
     async def collections(self) -> list[str]:
         names: list[str] = []
-        start_after: str | None = None
+        page_token: str | None = None
         while True:
-            page = list(await self.db.table_names(start_after=start_after, limit=1000))
-            names.extend(page)
-            if len(page) < 1000:
+            page = await self.db.list_tables(page_token=page_token, limit=1000)
+            names.extend(page.tables)
+            if not page.page_token:
                 return names
-            start_after = page[-1]
+            page_token = page.page_token
 
     async def table(self, collection: str) -> AsyncTable:
         """Return an open handle, raising CollectionNotFoundError when the table does not exist."""
@@ -197,13 +205,13 @@ class Store:
                 newer.add(batch.document_id)
         return newer
 
-    async def upsert(self, table: AsyncTable, batches: list[ChunkBatch], dimension: int) -> CommitResult:
+    async def upsert(self, table: AsyncTable, batches: list[ChunkBatch], model: str, dimension: int) -> CommitResult:
         """Upsert the chunks and delete each document's rows with another checksum, in one commit."""
         latest: dict[str, str] = {}
         for batch in batches:
             latest[batch.document_id] = batch.doc_checksum
         current = [batch for batch in batches if latest[batch.document_id] == batch.doc_checksum]
-        data = batches_to_arrow(current, await table.schema(), dimension)
+        data = batches_to_arrow(current, model, dimension)
         stale = " OR ".join(
             f"(document_id = {quote(document_id)} AND doc_checksum != {quote(checksum)})"
             for document_id, checksum in latest.items()

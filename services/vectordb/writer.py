@@ -184,7 +184,7 @@ class BatchWriter:
         if not current:
             return
 
-        result = await self.store.upsert(table, [pending.batch for pending in current], dimension)
+        result = await self.store.upsert(table, [pending.batch for pending in current], model, dimension)
         self.stats.commits += 1
         self.stats.batches_committed += len(current)
         self.stats.rows_committed += result.inserted + result.updated
