@@ -1,0 +1,5 @@
+import sys
+
+from continuum.services.dataprep.main import main
+
+sys.exit(main())
