@@ -131,7 +131,7 @@ _URL_ESCAPES = re.compile(r"(?:[^\s%]*%[0-9A-Fa-f]{2}){4,}[^\s%]*")
 _UNICODE_ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4}){4,}")
 # rot13 of ignore, disregard, previous, instructions, system, prompt, forget, reveal.
 _ROT13_WORDS = re.compile(r"\b(?:vtaber|qvfertneq|cerivbhf|vafgehpgvbaf|flfgrz|cebzcg|sbetrg|erirny)\b")
-_LEET = re.compile(r"\b(?=\w*[a-z]\w*[a-z])(?=(?:\w*[013457]){2})\w{4,}\b")
+_LEET = re.compile(r"\b(?=[a-z0-9]*[a-z])[a-z0-9]*[013457][a-z0-9]*\b")
 _LEET_TABLE = str.maketrans("013457@$", "oieastas")
 _SPACED = re.compile(r"\b(?:\w ){3,}\w\b")
 _REVERSED_HINTS = re.compile(r"\b(?:snoitcurtsni|erongi|tpmorp|suoiverp)\b")
@@ -255,7 +255,7 @@ class InjectionDetector:
             candidates.append(("rot13", 0, len(text), codecs.decode(text, "rot13")))
         if _REVERSED_HINTS.search(lowered):
             candidates.append(("reversed", 0, len(text), text[::-1]))
-        if _LEET.search(lowered):
+        if len(_LEET.findall(lowered)) >= 2:
             candidates.append(("leetspeak", 0, len(text), lowered.translate(_LEET_TABLE)))
         if _SPACED.search(lowered):
             candidates.append(("spaced-letter", 0, len(text), _SPACED.sub(lambda m: m.group().replace(" ", ""), lowered)))
