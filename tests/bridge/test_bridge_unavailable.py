@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 
 from conftest import GITHUB_SECRET, bridge_settings, read_hook_events, start_bridge
+from continuum.shared.config import JetStreamSettings
 from continuum.shared.natsserver import EmbeddedNatsServer
+from continuum.shared.topology import provision
 
 
 def signed(body: bytes, delivery: str) -> dict[str, str]:
@@ -69,3 +71,28 @@ async def test_jetstream_down_answers_503_then_stores(nats_server_factory, tmp_p
 
     assert retried == 202
     assert [event.data.delivery_id for event in events] == ["during-outage"]
+
+
+@pytest.mark.timeout(60)
+async def test_missing_stream_answers_503_then_stores(fresh_server, unique):
+    bridge = await start_bridge(fresh_server.url, bridge_settings(unique, deliveries_enabled=False))
+    source = f"gh-{unique}"
+    body = b'{"zen": "keep it logically awesome"}'
+    url = f"{bridge.url}/hooks/{source}"
+    try:
+        await bridge.js.delete_stream("HOOKS")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, data=body, headers=signed(body, "no-stream")) as response:
+                refused = response.status
+                retry_after = response.headers.get("Retry-After")
+            await provision(bridge.js, JetStreamSettings())
+            async with session.post(url, data=body, headers=signed(body, "no-stream")) as response:
+                retried = response.status
+        events = await read_hook_events(bridge.js, source)
+    finally:
+        await bridge.stop()
+
+    assert refused == 503
+    assert retry_after == "2"
+    assert retried == 202
+    assert [event.data.delivery_id for event in events] == ["no-stream"]
