@@ -116,7 +116,7 @@ class InboundApp:
                 timeout=self.settings.publish_timeout_s,
             )
         except (PublishError, nats.errors.Error, OSError) as exc:
-            logger.warning("webhook not stored, answering 503: %s", exc, extra={"source": name, "delivery_id": verified.delivery_id})
+            logger.warning("webhook not stored, responding 503: %s", exc, extra={"source": name, "delivery_id": verified.delivery_id})
             return web.json_response(
                 {"error": "the event store did not acknowledge the webhook; retry later"},
                 status=503,

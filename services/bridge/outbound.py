@@ -50,7 +50,7 @@ _RESERVED_HEADERS = frozenset({"webhook-id", "webhook-timestamp", "webhook-signa
 
 
 def delivery_id_for(event_id: str, subscription_id: str) -> str:
-    """The Standard Webhooks `webhook-id`: stable for one event and subscription across every attempt."""
+    """Return the Standard Webhooks `webhook-id`, the same for one event and subscription on every attempt."""
     digest = hashlib.sha256(f"{event_id}\n{subscription_id}".encode()).hexdigest()[:32]
     return f"msg_{digest}"
 

@@ -26,7 +26,7 @@ from continuum.services.bridge.settings import SourceSettings, resolve_secrets
 
 @dataclass(frozen=True)
 class Verified:
-    """What a valid signature established: the sender's event type and delivery id."""
+    """The sender's event type and delivery id, established by a valid signature."""
 
     event: str | None
     delivery_id: str
@@ -93,9 +93,9 @@ class GitHubVerifier(Verifier):
 class StandardVerifier(Verifier):
     """Standard Webhooks: `webhook-id`, `webhook-timestamp` and `webhook-signature` (`v1,<base64>` tokens).
 
-    Signatures are computed with the `standardwebhooks` library; the
-    timestamp check is done here because the library fixes its tolerance
-    at five minutes and this one is configurable.
+    Signatures are computed with the `standardwebhooks` library. The
+    timestamp is checked here, because the library (1.3) fixes its
+    tolerance at five minutes and this one is configurable.
     """
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
@@ -112,13 +112,13 @@ class StandardVerifier(Verifier):
                 ) from exc
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> Verified:
-        message_id = headers.get("webhook-id")
-        timestamp_text = headers.get("webhook-timestamp")
-        signature = headers.get("webhook-signature")
-        missing = [name for name, value in (("webhook-id", message_id), ("webhook-timestamp", timestamp_text), ("webhook-signature", signature)) if not value]
+        message_id = headers.get("webhook-id", "")
+        timestamp_text = headers.get("webhook-timestamp", "")
+        signature = headers.get("webhook-signature", "")
+        required = {"webhook-id": message_id, "webhook-timestamp": timestamp_text, "webhook-signature": signature}
+        missing = [name for name, value in required.items() if not value]
         if missing:
             raise SignatureError(f"missing {', '.join(missing)} header", source=self.name)
-        assert message_id and timestamp_text and signature
 
         timestamp = self._check_timestamp(timestamp_text)
         received = [token.encode() for token in signature.split(" ") if token.startswith("v1,")]
