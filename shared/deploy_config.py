@@ -23,6 +23,7 @@ the variable's name when it is not set. `variables` lists the names.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import secrets
 import sys
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Literal
 
 from continuum.shared import subjects
-from continuum.shared.errors import ConfigError, SubjectError
+from continuum.shared.config import load_settings
+from continuum.shared.errors import ConfigError, ContinuumError, SubjectError
 
 ACCOUNT = "CONTINUUM"
 SYSTEM_ACCOUNT = "SYS"
@@ -493,10 +495,24 @@ def required_variables(inventory: Inventory, server: ServerKind, site: str | Non
     return names
 
 
+async def check_connection() -> int:
+    """Connect with the settings from CONTINUUM_* variables; the container health check."""
+    from continuum.shared import bus
+
+    try:
+        nc = await bus.connect(load_settings(), name="continuum-healthcheck")
+    except ContinuumError as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    await nc.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m continuum.shared.deploy_config", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("password", help="print a new random password for a CONTINUUM_NATS_PASSWORD_* variable")
+    commands.add_parser("healthcheck", help="exit 0 when NATS accepts this process's configured credentials")
     for name, help_text in (("accounts", "print the accounts block for a server"), ("variables", "print the password variables it needs")):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--inventory", required=True, help="inventory TOML file")
@@ -506,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "password":
         print(generate_password())
         return 0
+    if args.command == "healthcheck":
+        return asyncio.run(check_connection())
 
     try:
         inventory = load_inventory(args.inventory)
