@@ -11,7 +11,7 @@ generated here from an inventory TOML file:
     nodes = ["edge-1", "edge-2"]     # agents that connect to this site's leaf node
     functions = ["*"]                # functions their agents may serve; "*" for any
 
-The rendered file holds no secret: every password is a `$VARIABLE` that
+The rendered file contains no secret: every password is a `$VARIABLE` that
 nats-server reads from its environment at start-up, and start-up fails with
 the variable's name when it is not set. `variables` lists the names.
 
