@@ -106,6 +106,11 @@ class FanOut:
         matches = self.store.matching(msg.subject)
         if not matches:
             return
+        try:
+            # msgspec.Raw accepts any bytes; a body that is not JSON would corrupt every task it is copied into.
+            msgspec.json.decode(event.data)
+        except msgspec.DecodeError as exc:
+            raise PermanentError(f"event on {msg.subject} is not JSON and cannot be delivered as a webhook: {exc}") from exc
         event_id = _event_id(event, msg, self.stream)
         for subscription in matches:
             task = DeliveryTask(
