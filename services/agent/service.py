@@ -398,7 +398,10 @@ class AgentService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)
         self._status_queue.put_nowait(None)
-        await asyncio.wait_for(self._status_publisher, 5.0)
+        try:
+            await asyncio.wait_for(self._status_publisher, 5.0)
+        except asyncio.TimeoutError:
+            logger.warning("%d replica status events were not published before stop", self._status_queue.qsize())
 
         await self._ping.unsubscribe()
         self.wasm.stop()
