@@ -52,8 +52,16 @@ def setup_tracing(service_name: str) -> TracerProvider | None:
     return provider
 
 
+_tracer_cache: tuple[object, trace.Tracer] | None = None
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """Return the Continuum tracer, cached per provider because `get_tracer` is slow on every span."""
+    global _tracer_cache
+    provider = trace.get_tracer_provider()
+    if _tracer_cache is None or _tracer_cache[0] is not provider:
+        _tracer_cache = (provider, trace.get_tracer(TRACER_NAME))
+    return _tracer_cache[1]
 
 
 def _attributes(subject: str, operation: str, message_id: str | None) -> dict[str, str]:
