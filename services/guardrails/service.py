@@ -78,6 +78,9 @@ class GuardrailsService:
             ],
         )
 
+        # Flush so that the endpoint subscriptions exist on the server before start() returns.
+        await context.nc.flush()
+
         if settings.stream_mode:
             guard = StreamGuard(context.js, self.store, settings, source=context.source)
             self.consumer = DurableConsumer(

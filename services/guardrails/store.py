@@ -115,6 +115,8 @@ class PolicyStore:
                 if entry is None:
                     self.ready.set()
                     continue
+                if not isinstance(entry, KeyValue.Entry):
+                    return  # the watcher was stopped
                 self._handle_entry(entry)
         except asyncio.CancelledError:
             raise
