@@ -58,6 +58,7 @@ class _Section:
     start: int
     end: int
     blocks: list[tuple[int, int]]
+    headings_only: bool = True
 
 
 def special_token_count(tokenizer: Tokenizer) -> int:
@@ -107,10 +108,17 @@ class Chunker:
             if span.block.kind == "heading":
                 level = span.block.level or 1
                 path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, span.block.text)]
-                current = _Section([title for _, title in path], span.start, span.end, [])
-                sections.append(current)
+                if current is not None and current.headings_only and len(path) > len(current.heading_path):
+                    # A heading followed directly by a subheading joins the subsection,
+                    # so no chunk consists of a lone heading.
+                    current.heading_path = [title for _, title in path]
+                else:
+                    current = _Section([title for _, title in path], span.start, span.end, [])
+                    sections.append(current)
+            elif current is not None:
+                current.headings_only = False
             if current is None:
-                current = _Section([], span.start, span.end, [])
+                current = _Section([], span.start, span.end, [], headings_only=False)
                 sections.append(current)
             current.blocks.append((span.start, span.end))
             current.end = span.end
