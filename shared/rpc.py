@@ -153,3 +153,28 @@ async def call(nc: NATS, subject: str, message: Any, reply: type[T], *, timeout:
             error = ApiError(code="internal", message=response.headers.get("Nats-Service-Error", "unknown error"))
         raise ApiCallError(error, subject=subject)
     return decode(response.data, reply)
+
+
+async def discover_services(nc: NATS, timeout: float = 0.5) -> dict[str, int]:
+    """Return the micro services answering `$SRV.PING`, with the number of instances of each."""
+    import json
+
+    inbox = nc.new_inbox()
+    counts: dict[str, int] = {}
+    subscription = await nc.subscribe(inbox)
+    await nc.publish("$SRV.PING", b"", reply=inbox)
+    try:
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=timeout)
+            except (nats.errors.TimeoutError, TimeoutError):
+                break
+            try:
+                name = json.loads(message.data).get("name", "")
+            except ValueError:
+                continue
+            if name:
+                counts[name] = counts.get(name, 0) + 1
+    finally:
+        await subscription.unsubscribe()
+    return counts

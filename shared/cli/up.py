@@ -11,12 +11,16 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import typer
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
 from continuum.shared import bus
 from continuum.shared.cli import common
+from continuum.shared.cli.demo import run_demo
 from continuum.shared.cli.output import console
+from continuum.shared.cli.status import PlatformStatus, poll
+from continuum.shared.errors import ContinuumError
 from continuum.shared.logs import setup_logging
 from continuum.shared.natsserver import EmbeddedNatsServer, is_reachable
 from continuum.shared.runtime import SERVICE_NAMES
@@ -39,7 +43,7 @@ def available_services() -> list[str]:
 
 
 def _status_table(supervisor: Supervisor, nats_url: str) -> Table:
-    table = Table(title=f"Continuum on {nats_url}  (Ctrl-C to stop)", header_style="bold")
+    table = Table(title=f"Continuum on {nats_url}  (Ctrl-C to stop)", header_style="bold", expand=True)
     for column in ("service", "pid", "state", "restarts", "last exit"):
         table.add_column(column)
     for child in supervisor.children.values():
@@ -48,7 +52,34 @@ def _status_table(supervisor: Supervisor, nats_url: str) -> Table:
     return table
 
 
-async def run_up(services: list[str] | None, state_dir: Path, live: bool) -> None:
+async def _live_view(supervisor: Supervisor, nats_url: str, stop: asyncio.Event) -> None:
+    """Show services, nodes, workloads, streams and events until `stop` is set."""
+    async with common.connection() as (nc, js):
+        status = PlatformStatus(nc, js)
+        await status.start()
+        poller = asyncio.create_task(poll(status, stop))
+        try:
+            with Live(console=console, refresh_per_second=2, screen=False) as view:
+                while not stop.is_set():
+                    view.update(Group(_status_table(supervisor, nats_url), status.render()))
+                    try:
+                        await asyncio.wait_for(stop.wait(), 0.5)
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            poller.cancel()
+            await status.stop()
+
+
+async def _run_demo_then_wait(stop: asyncio.Event) -> None:
+    try:
+        await run_demo()
+        console.print("\n[green]Demo finished.[/green] The platform keeps running; press Ctrl-C to stop it.")
+    except ContinuumError as exc:
+        console.print(f"[red]Demo failed:[/red] {exc}")
+
+
+async def run_up(services: list[str] | None, state_dir: Path, live: bool, demo: bool = False) -> None:
     settings = common.settings()
     setup_logging(settings.log_level, settings.log_format, service="up")
     embedded: EmbeddedNatsServer | None = None
@@ -80,14 +111,13 @@ async def run_up(services: list[str] | None, state_dir: Path, live: bool) -> Non
         await supervisor.start()
         console.print(f"Started services ({len(chosen)}): {', '.join(chosen)}; logs in {state_dir / 'logs'}")
 
-        if live:
-            with Live(_status_table(supervisor, settings.nats.url), console=console, refresh_per_second=2) as view:
-                while not stop.is_set():
-                    view.update(_status_table(supervisor, settings.nats.url))
-                    try:
-                        await asyncio.wait_for(stop.wait(), 1.0)
-                    except asyncio.TimeoutError:
-                        pass
+        common.set_global_options(common._state["config"], settings.nats.url)
+        if demo:
+            demo_task = asyncio.create_task(_run_demo_then_wait(stop))
+            await asyncio.wait([demo_task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            demo_task.cancel()
+        if live and not stop.is_set():
+            await _live_view(supervisor, settings.nats.url, stop)
         else:
             await stop.wait()
     finally:
@@ -105,9 +135,10 @@ def register(app: typer.Typer) -> None:
         service: list[str] = typer.Option(None, "--service", "-s", help="Start only these services (repeatable)."),
         state_dir: Path = typer.Option(Path(".continuum"), "--state-dir", envvar="CONTINUUM_STATE_DIR", help="Directory for NATS data, logs and service state."),
         live: bool = typer.Option(True, "--live/--no-live", help="Show a live status view."),
+        demo: bool = typer.Option(False, "--demo", help="Run the end-to-end demo once the services are up."),
     ) -> None:
         """Start NATS (embedded if none answers), provision, and run every service until Ctrl-C."""
         unknown = [name for name in service or [] if name not in SERVICE_NAMES]
         if unknown:
             raise typer.BadParameter(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
-        common.run(run_up(service or None, state_dir.resolve(), live))
+        common.run(run_up(service or None, state_dir.resolve(), live, demo))
