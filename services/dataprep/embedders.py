@@ -139,8 +139,12 @@ class OnnxEmbedder:
 
         encodings = self._truncating.encode_batch(texts)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for batch in length_sorted_batches([len(e.ids) for e in encodings], self.batch_size):
-            vectors[batch] = self._run([encodings[i] for i in batch])
+        # Dynamic int8 quantization scales activations per input tensor, so a
+        # batched row would depend on its neighbours and on padding. One text
+        # per run keeps a text's vector identical wherever it is embedded, and
+        # on CPU it is no slower than batches of 32 (bench/bench_dataprep.py).
+        for index, encoding in enumerate(encodings):
+            vectors[index] = self._run([encoding])[0]
         return vectors
 
     def _run(self, encodings: list[Any]) -> np.ndarray:
