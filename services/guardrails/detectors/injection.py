@@ -37,17 +37,24 @@ class InjectionOptions(DetectorOptions, kw_only=True, forbid_unknown_fields=True
 
 
 class Rule(NamedTuple):
-    """A weighted pattern; it runs only on texts that contain one of its `anchors` (a cheap substring test)."""
+    """A weighted pattern that runs only on texts containing one of its `anchors` and one of its `requires`.
+
+    The two substring tests cost microseconds and skip most rules on ordinary
+    text, where a regular expression search costs tens of microseconds.
+    """
 
     type: str
     weight: float
     anchors: tuple[str, ...]
     pattern: re.Pattern[str]
+    requires: tuple[str, ...] = ()
 
 
 def _rule(pattern: str) -> re.Pattern[str]:
-    # A space in a rule matches any run of whitespace in the text.
-    return re.compile(pattern.replace(" ", r"\s+"))
+    # A space in a rule matches any run of whitespace in the text. A leading \b is
+    # checked after the search instead (see `_search`), because re skips ahead to
+    # a literal or a set of first characters only when the pattern starts with one.
+    return re.compile(pattern.replace(" ", r"\s+").removeprefix(r"\b"))
 
 
 _VERBS_IGNORE = r"(?:ignore|ignoring|disregard|forget|override|bypass|skip|neglect|abandon|discard)"
@@ -60,24 +67,24 @@ _REVEAL = r"(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump
 
 RULES: tuple[Rule, ...] = (
     # Instructions to drop the instructions in force.
-    Rule("instruction_override", 0.95, ('ignor', 'disregard', 'forget', 'overrid', 'bypass', 'skip', 'neglect', 'abandon', 'discard'), _rule(rf"\b{_VERBS_IGNORE} (?:(?:all|any|every|each|of|the|your|my|these|those|everything) )*{_QUALIFIER} (?:\w+ )?{_INSTRUCTIONS}\b")),
-    Rule("instruction_override", 0.9, ('ignor', 'disregard', 'forget', 'overrid', 'bypass', 'skip', 'neglect', 'abandon', 'discard'), _rule(rf"\b{_VERBS_IGNORE} (?:(?:all|any|every|each|of) )*your (?:\w+ )?{_INSTRUCTIONS}\b")),
-    Rule("instruction_override", 0.85, ('ignor', 'disregard', 'forget', 'overrid', 'bypass', 'skip', 'neglect', 'abandon', 'discard'), _rule(rf"\b{_VERBS_IGNORE} (?:all |everything |anything )?(?:(?:that|you) )?(?:(?:was|were|have been|i|you) )?(?:said |written |stated |told |given )?(?:above|before this|previously|so far|until now|earlier)\b")),
+    Rule("instruction_override", 0.95, ('ignor', 'disregard', 'forget', 'overrid', 'bypass', 'skip', 'neglect', 'abandon', 'discard'), _rule(rf"\b{_VERBS_IGNORE} (?:(?:all|any|every|each|of|the|your|my|these|those|everything) )*{_QUALIFIER} (?:\w+ )?{_INSTRUCTIONS}\b"), requires=('previous', 'prior', 'preceding', 'above', 'earlier', 'former', 'original', 'initial', 'foregoing', 'system', 'developer', 'safety', 'existing', 'old')),
+    Rule("instruction_override", 0.9, ('ignor', 'disregard', 'forget', 'overrid', 'bypass', 'skip', 'neglect', 'abandon', 'discard'), _rule(rf"\b{_VERBS_IGNORE} (?:(?:all|any|every|each|of) )*your (?:\w+ )?{_INSTRUCTIONS}\b"), requires=('your',)),
+    Rule("instruction_override", 0.85, ('ignor', 'disregard', 'forget', 'overrid', 'bypass', 'skip', 'neglect', 'abandon', 'discard'), _rule(rf"\b{_VERBS_IGNORE} (?:all |everything |anything )?(?:(?:that|you) )?(?:(?:was|were|have been|i|you) )?(?:said |written |stated |told |given )?(?:above|before this|previously|so far|until now|earlier)\b"), requires=('above', 'before', 'previously', 'so far', 'until now', 'earlier')),
     Rule("instruction_override", 0.85, ('forget',), _rule(r"\bforget (?:everything|all|anything) (?:you (?:were|have been) (?:told|given|taught)|you know|above)")),
-    Rule("instruction_override", 0.9, ('restriction', 'limit', 'rules', 'filter', 'guideline', 'boundar'), _rule(r"\b(?:you|assistant) (?:now |will now |must now )?(?:have|has|are under|operate with) no (?:more )?(?:restrictions|limits|limitations|rules|filters|guidelines|boundaries)")),
-    Rule("instruction_override", 0.6, ('new', 'updated', 'revised', 'real', 'actual', 'true'), _rule(r"\b(?:new|updated|revised|real|actual|true) (?:instructions|rules|system prompt|task|directive|objective)s?(?:\s*:| is\b| are\b)")),
+    Rule("instruction_override", 0.9, ('restriction', 'limit', 'rules', 'filter', 'guideline', 'boundar'), _rule(r"\b(?:you|assistant) (?:now |will now |must now )?(?:have|has|are under|operate with) no (?:more )?(?:restrictions|limits|limitations|rules|filters|guidelines|boundaries)"), requires=('you', 'assistant')),
+    Rule("instruction_override", 0.6, ('new', 'updated', 'revised', 'real', 'actual', 'true'), _rule(r"\b(?:new|updated|revised|real|actual|true) (?:instructions|rules|system prompt|task|directive|objective)s?(?:\s*:| is\b| are\b)"), requires=('instruction', 'rules', 'system prompt', 'task', 'directive', 'objective')),
     Rule("instruction_override", 0.45, ('now',), _rule(r"\bfrom now on,? (?:you|your|always|never|respond|answer|reply|act)\b")),
-    Rule("instruction_override", 0.7, ('bound', 'restricted', 'limited', 'constrained'), _rule(r"\b(?:no longer|not) (?:bound|restricted|limited|constrained) by\b")),
+    Rule("instruction_override", 0.7, ('bound', 'restricted', 'limited', 'constrained'), _rule(r"\b(?:no longer|not) (?:bound|restricted|limited|constrained) by\b"), requires=(' by',)),
     Rule("instruction_override", 0.9, ('ignoriere', 'vergiss', 'missachte'), _rule(r"\b(?:ignoriere|vergiss|missachte) (?:alle )?(?:vorherigen|bisherigen|obigen|vorigen) (?:anweisungen|instruktionen|regeln)")),
     Rule("instruction_override", 0.9, ('ignore', 'oublie'), _rule(r"\b(?:ignore[rz]?|oublie[rz]?) (?:toutes )?(?:les|tes|vos) (?:instructions|consignes|règles) (?:précédentes|antérieures)")),
     Rule("instruction_override", 0.9, ('ignora', 'olvida'), _rule(r"\b(?:ignora|olvida) (?:todas )?(?:las|tus) (?:instrucciones|reglas) (?:anteriores|previas)")),
     Rule("instruction_override", 0.9, ('ignora', 'dimentica'), _rule(r"\b(?:ignora|dimentica) (?:tutte )?(?:le|tue) (?:istruzioni|regole) (?:precedenti)")),
     # Role-play jailbreaks.
     Rule("role_play_jailbreak", 0.95, ('anything now',), _rule(r"\bdo anything now\b")),
-    Rule("role_play_jailbreak", 0.9, (' dan', ' dude', ' stan', ' aim', ' mongo', ' evil', 'anti-dan', 'betterdan'), _rule(r"\b(?:you are|you're|act as|pretend to be|become|play|called|named) (?:now )?(?:an? )?(?:dan|dude|stan|anti-dan|aim|mongo tom|evil confidant|betterdan)\b")),
+    Rule("role_play_jailbreak", 0.9, (' dan', ' dude', ' stan', ' aim', ' mongo', ' evil', 'anti-dan', 'betterdan'), _rule(r"\b(?:you are|you're|act as|pretend to be|become|play|called|named) (?:now )?(?:an? )?(?:dan|dude|stan|anti-dan|aim|mongo tom|evil confidant|betterdan)\b"), requires=('you are', "you're", 'act as', 'pretend', 'become', 'play', 'called', 'named')),
     Rule("role_play_jailbreak", 0.85, ('mode',), _rule(r"\b(?:jailbreak|jailbroken|god|unrestricted|unfiltered|uncensored|evil|opposite|chaos) mode\b")),
     Rule("role_play_jailbreak", 0.55, ('developer mode',), _rule(r"\bdeveloper mode (?:enabled|on|activated|output)\b")),
-    Rule("role_play_jailbreak", 0.9, ('restriction', 'limit', 'rules', 'filter', 'guideline', 'censorship', 'ethics', 'morals', 'boundaries', 'polic', 'safeguard'), _rule(r"\b(?:pretend|imagine|act|roleplay|role-play|role play|behave|respond|answer|operate)\b[^.!?\n]{0,80}\b(?:no|without|free of|free from|not bound by|unbound by|ignoring) (?:any |all )?(?:(?:ethical|moral|safety|content) )?(?:restrictions|limits|limitations|rules|filters|guidelines|censorship|ethics|morals|boundaries|content polic(?:y|ies)|safeguards)\b")),
+    Rule("role_play_jailbreak", 0.9, ('restriction', 'limit', 'rules', 'filter', 'guideline', 'censorship', 'ethics', 'morals', 'boundaries', 'polic', 'safeguard'), _rule(r"\b(?:pretend|imagine|act|roleplay|role-play|role play|behave|respond|answer|operate)\b[^.!?\n]{0,80}\b(?:no|without|free of|free from|not bound by|unbound by|ignoring) (?:any |all )?(?:(?:ethical|moral|safety|content) )?(?:restrictions|limits|limitations|rules|filters|guidelines|censorship|ethics|morals|boundaries|content polic(?:y|ies)|safeguards)\b"), requires=('pretend', 'imagine', 'act', 'role', 'behave', 'respond', 'answer', 'operate')),
     Rule("role_play_jailbreak", 0.6, ('ethical', 'moral', 'safety', 'content'), _rule(r"\b(?:without|no|ignore|ignoring|bypass) (?:any |all )?(?:ethical|moral|safety|content) (?:guidelines|restrictions|filters|constraints|considerations|policies|limits|safeguards)\b")),
     Rule("role_play_jailbreak", 0.8, ('you are',), _rule(r"\byou are (?:now )?(?:no longer|not) (?:an? )?(?:ai|assistant|language model|chatgpt|claude|bound|restricted)\b")),
     Rule("role_play_jailbreak", 0.55, ('jailbr',), _rule(r"\b(?:jailbreak|jailbroken)\b")),
@@ -86,8 +93,8 @@ RULES: tuple[Rule, ...] = (
     # System-prompt extraction.
     Rule("system_prompt_extraction", 0.9, ('prompt', 'instruction', 'message', 'directive', 'configuration', 'guideline'), _rule(rf"\b{_REVEAL}\b[^.?!\n]{{0,40}}\b(?:system|initial|original|hidden|secret|developer|internal|pre-?prompt|first|operating|confidential)(?: \w+)? (?:prompt|instructions?|message|directives|configuration|guidelines)\b")),
     Rule("system_prompt_extraction", 0.8, ('instructions', 'prompt', 'directives', 'guidelines'), _rule(r"\b(?:what|which) (?:are|were|is|was) your (?:system |initial |original |hidden |exact |secret )?(?:instructions|system prompt|directives|guidelines)\b")),
-    Rule("system_prompt_extraction", 0.85, ('everything', 'all', 'text', 'words', 'content'), _rule(r"\b(?:repeat|print|output|copy|reproduce|show) (?:me )?(?:everything|all|the text|the words|every ?thing|the content) (?:\w+ )?(?:above|before|preceding|prior|in your context)")),
-    Rule("system_prompt_extraction", 0.75, ('given',), _rule(r"\b(?:exact |verbatim )?instructions you (?:were|have been) given\b")),
+    Rule("system_prompt_extraction", 0.85, ('everything', 'all', 'text', 'words', 'content'), _rule(r"\b(?:repeat|print|output|copy|reproduce|show) (?:me )?(?:everything|all|the text|the words|every ?thing|the content) (?:\w+ )?(?:above|before|preceding|prior|in your context)"), requires=('above', 'before', 'preceding', 'prior', 'context')),
+    Rule("system_prompt_extraction", 0.75, ('given',), _rule(r"\b(?:exact |verbatim )?instructions you (?:were|have been) given\b"), requires=('instructions',)),
     Rule("system_prompt_extraction", 0.6, ('prompt', 'system message'), _rule(r"\byour (?:system prompt|initial prompt|pre-?prompt|system message)\b")),
     Rule("system_prompt_extraction", 0.85, ('anweisungen', 'instructions', 'instrucciones', 'istruzioni'), _rule(r"\b(?:verrate|zeige|gib) (?:mir )?(?:deine|ihre) system ?anweisungen|\b(?:révèle|montre)(?:-moi)? (?:tes|vos) instructions (?:système|systeme)|\b(?:revela|muestra) (?:tus|sus) instrucciones del sistema|\b(?:rivela|mostra) (?:le tue|le sue) istruzioni di sistema")),
     # Fake chat-template markers and role headers inside user text or documents.
@@ -96,7 +103,7 @@ RULES: tuple[Rule, ...] = (
     Rule("delimiter_injection", 0.6, ('system', 'assistant'), re.compile(r"(?m)^\s*(?:#{1,3}\s*)?(?:system|system note|system message|assistant) ?:\s")),
     Rule("delimiter_injection", 0.6, ('end of',), _rule(r"\bend of (?:user|system) (?:input|prompt|instructions|message)\b")),
     # Indirect injection addressed to the model inside retrieved content.
-    Rule("indirect_injection", 0.7, ('note', 'message', 'notice', 'attention', 'important', 'instruction'), _rule(r"\b(?:note|message|notice|attention|important|instructions?) (?:to|for) (?:the |any |all )?(?:ai|bot|assistant|llm|model|chatbot|agent|language model)s?\b")),
+    Rule("indirect_injection", 0.7, ('note', 'message', 'notice', 'attention', 'important', 'instruction'), _rule(r"\b(?:note|message|notice|attention|important|instructions?) (?:to|for) (?:the |any |all )?(?:ai|bot|assistant|llm|model|chatbot|agent|language model)s?\b"), requires=('ai', 'bot', 'assistant', 'llm', 'model', 'agent')),
     Rule("indirect_injection", 0.7, ('reading', 'processing', 'reviewing', 'summari'), _rule(r"\b(?:if you are|as) an? (?:ai|llm|language model|ai assistant|ai agent|assistant) (?:reading|processing|reviewing|summari[sz]ing)\b")),
     Rule("indirect_injection", 0.7, ('reading', 'processing', 'integrating', 'reviewing'), _rule(r"\b(?:ai|llm) (?:assistants?|agents?|models?|systems?)(?: \w+){0,3} (?:reading|processing|integrating|reviewing) this\b")),
     Rule("indirect_injection", 0.6, ('tell', 'inform', 'mention', 'alert', 'notify'), _rule(r"\b(?:do not|don't|never) (?:tell|inform|mention (?:this )?to|alert|notify) (?:the )?user\b")),
@@ -105,7 +112,7 @@ RULES: tuple[Rule, ...] = (
     Rule("indirect_injection", 0.6, ('instructed',), _rule(r"\b(?:hereby )?instructed to (?:disregard|ignore|reveal|reproduce|send|forward)\b")),
     Rule("indirect_injection", 0.5, ('memory',), _rule(r"\b(?:save|store|write) (?:this|the following)(?: \w+)? (?:to|in) your (?:long-term )?memory\b")),
     Rule("instruction_override", 0.8, ("safety", "security", "content"), _rule(r"\b(?:safety|security|content) (?:protocols?|filters?|guardrails|checks|restrictions|guidelines) (?:are |have been |now )?(?:disabled|off|removed|lifted|deactivated|suspended)\b")),
-    Rule("instruction_override", 0.8, ("changed", "been"), _rule(r"\byour (?:rules|instructions|guidelines|restrictions) (?:have|has) (?:changed|been (?:updated|lifted|removed|revoked))")),
+    Rule("instruction_override", 0.8, ("changed", "been"), _rule(r"\byour (?:rules|instructions|guidelines|restrictions) (?:have|has) (?:changed|been (?:updated|lifted|removed|revoked))"), requires=("your",)),
     Rule("instruction_override", 0.75, ("safety", "security", "content"), _rule(r"\b(?:skip|disable|bypass|turn off|deactivate) (?:all |any )?(?:the |your )?(?:safety|security|content) (?:checks|filters|guidelines|protocols|measures|restrictions)\b")),
     Rule("instruction_override", 0.85, ("oubli", "olvida", "dimentica", "vergiss", "ignor"), _rule(r"\b(?:oubliez|oublie|olvida|dimentica|vergiss|ignoriere|ignorez|ignora)\b (?:\w+ ){0,2}(?:instructions|instrucciones|istruzioni|anweisungen|richtlinien|regeln|alles was)\b")),
     Rule("instruction_override", 0.6, ("restrictions", "restricciones", "restrizioni", "einschränkungen", "regeln", "richtlinien"), _rule(r"\b(?:sans|sin|senza|ohne|keine) (?:aucune |ninguna |alcuna )?(?:restrictions|restricciones|restrizioni|einschränkungen|regeln|richtlinien)\b")),
@@ -114,43 +121,90 @@ RULES: tuple[Rule, ...] = (
     Rule("role_play_jailbreak", 0.8, ("no longer",), _rule(r"\byou are (?:now )?no longer (?:an? )?(?:\w+ )?(?:bot|assistant|ai|model|chatbot|agent)\b")),
     Rule("delimiter_injection", 0.6, ("[system]", "[admin]", "[developer]", "[sys]"), re.compile(r"\[(?:system|admin|developer|sys)\]")),
     Rule("delimiter_injection", 0.55, ("system note", "note système", "nota del sistema", "nota di sistema", "systemhinweis"), _rule(r"\b(?:system note|note système|nota del sistema|nota di sistema|systemhinweis)\b")),
-    Rule("indirect_injection", 0.55, ("_",), _rule(r"\b(?:call|use|invoke|trigger) (?:the )?[a-z]+_[a-z]+(?:_[a-z]+)* (?:tool |function )?(?:on|to|with)\b")),
+    Rule("indirect_injection", 0.55, ("_",), _rule(r"\b(?:call|use|invoke|trigger) (?:the )?[a-z]+_[a-z]+(?:_[a-z]+)* (?:tool |function )?(?:on|to|with)\b"), requires=("call", "use", "invoke", "trigger")),
     Rule("indirect_injection", 0.55, ("reply", "replies", "response", "answer", "summar", "review", "report"), _rule(r"\b(?:append|add|include|insert)\b[^.\n]{0,60}\b(?:to|at|in) (?:the end of )?(?:your|every|each|any) (?:future )?(?:reply|replies|response|responses|answer|answers|summary|summaries|review|report)s?\b")),
     # Exfiltration of data or secrets to an outside address.
-    Rule("exfiltration", 0.75, ('password', 'credential', 'key', 'secret', 'token', 'chat', 'history', 'conversation', 'user', 'data', 'customer', 'order', 'data', 'system', 'prompt', 'database', 'données'), _rule(r"\b(?:send|forward|post|upload|email|e-mail|transmit|exfiltrate|leak|envoie)\b[^.?!\n]{0,80}\b(?:passwords?|credentials|api keys?|secrets?|tokens?|chat history|conversation|user data|customer (?:data|list|emails|records)|order data|system prompt|database|données clients)\b")),
+    Rule("exfiltration", 0.75, ('password', 'credential', 'key', 'secret', 'token', 'chat', 'history', 'conversation', 'user', 'data', 'customer', 'order', 'data', 'system', 'prompt', 'database', 'données'), _rule(r"\b(?:send|forward|post|upload|email|e-mail|transmit|exfiltrate|leak|envoie)\b[^.?!\n]{0,80}\b(?:passwords?|credentials|api keys?|secrets?|tokens?|chat history|conversation|user data|customer (?:data|list|emails|records)|order data|system prompt|database|données clients)\b"), requires=('send', 'forward', 'post', 'upload', 'email', 'e-mail', 'transmit', 'exfiltrate', 'leak', 'envoie')),
     Rule("exfiltration", 0.7, ('api key', 'password', 'credential', 'secret', 'customer email', 'données'), _rule(r"\b(?:collect|gather|extract|rassemble)\b[^.?!\n]{0,60}\b(?:api keys|passwords|credentials|secrets|customer emails|données clients)\b")),
     Rule("exfiltration", 0.6, ('![',), re.compile(r"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*=\{?[^)\s]*\)")),
     # Requests to decode and obey hidden text.
-    Rule("encoded_payload", 0.7, ('decod', 'decrypt', 'translat', 'convert', 'read'), _rule(r"\b(?:decode|decrypt|translate|convert|read)\b[^.\n]{0,60}\b(?:and|then)(?: \w+)? (?:follow|execute|run|obey|do (?:exactly )?what|comply)\b")),
+    Rule("encoded_payload", 0.7, ('decod', 'decrypt', 'translat', 'convert', 'read'), _rule(r"\b(?:decode|decrypt|translate|convert|read)\b[^.\n]{0,60}\b(?:and|then)(?: \w+)? (?:follow|execute|run|obey|do (?:exactly )?what|comply)\b"), requires=('follow', 'execute', 'run', 'obey', 'do', 'comply')),
 )
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-_HEX = re.compile(r"(?i)(?<![0-9a-f])(?:[0-9a-f]{2}){10,}(?![0-9a-f])")
-_BINARY = re.compile(r"(?:[01]{8}\s?){6,}")
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{20,}")
+_BINARY = re.compile(r"[01]{8}(?:\s?[01]{8}){5,}")
 _URL_ESCAPES = re.compile(r"(?:[^\s%]*%[0-9A-Fa-f]{2}){4,}[^\s%]*")
 _UNICODE_ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4}){4,}")
 # rot13 of ignore, disregard, previous, instructions, system, prompt, forget, reveal.
-_ROT13_WORDS = re.compile(r"\b(?:vtaber|qvfertneq|cerivbhf|vafgehpgvbaf|flfgrz|cebzcg|sbetrg|erirny)\b")
-_LEET = re.compile(r"\b(?=[a-z0-9]*[a-z])[a-z0-9]*[013457][a-z0-9]*\b")
+_ROT13_WORDS = ("vtaber", "qvfertneq", "cerivbhf", "vafgehpgvbaf", "flfgrz", "cebzcg", "sbetrg", "erirny")
+# ignore, instructions, prompt, previous, written backwards.
+_REVERSED_WORDS = ("erongi", "snoitcurtsni", "tpmorp", "suoiverp")
+# A digit that stands for a letter sits next to letters: "ign0re", "1nstructions".
+_LEET = re.compile(r"[013457](?=[a-z])|(?<=[a-z])[013457]")
 _LEET_TABLE = str.maketrans("013457@$", "oieastas")
-_SPACED = re.compile(r"\b(?:\w ){3,}\w\b")
-_REVERSED_HINTS = re.compile(r"\b(?:snoitcurtsni|erongi|tpmorp|suoiverp)\b")
 
 
-def fold(text: str) -> tuple[str, list[int] | None]:
-    """Return the folded text and, when folding moved characters, the original index of each folded one."""
-    if text.isascii() and not INVISIBLE_CHARACTER.search(text):
-        return text.lower(), None
-    text = reveal_tags(text)
+def fold(text: str) -> tuple[str, bool]:
+    """Return the folded text and whether its offsets equal those of `text`."""
+    if not INVISIBLE_CHARACTER.search(text):
+        if text.isascii():
+            return text.lower(), True
+        folded = unicodedata.normalize("NFKC", text).lower()
+        # NFKC and lower() usually replace characters one for one; then offsets carry over unchanged.
+        return folded, len(folded) == len(text)
+    folded = unicodedata.normalize("NFKC", INVISIBLE_CHARACTER.sub("", reveal_tags(text))).lower()
+    return folded, False
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int]]:
+    """Fold `text` one character at a time and return the original index of each folded character.
+
+    Slower than `fold`, so it runs only when a rule matched a text whose offsets moved.
+    """
+    text_revealed = reveal_tags(text)
     folded: list[str] = []
     positions: list[int] = []
-    for index, char in enumerate(text):
+    for index, char in enumerate(text_revealed):
         if INVISIBLE_CHARACTER.match(char):
             continue
-        piece = unicodedata.normalize("NFKC", char).lower() if not char.isascii() else char.lower()
+        piece = char.lower() if char.isascii() else unicodedata.normalize("NFKC", char).lower()
         folded.append(piece)
         positions.extend([index] * len(piece))
     return "".join(folded), positions
+
+
+def _search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """Search for `pattern` starting at a word boundary when the match starts with a letter or digit."""
+    match = pattern.search(text)
+    while match is not None and match.start() > 0 and text[match.start()].isalnum() and text[match.start() - 1].isalnum():
+        match = pattern.search(text, match.start() + 1)
+    return match
+
+
+def _has_letter_run(tokens: list[str], length: int = 4) -> bool:
+    run = 0
+    for token in tokens:
+        run = run + 1 if len(token) == 1 else 0
+        if run >= length:
+            return True
+    return False
+
+
+def _join_letter_runs(tokens: list[str]) -> str:
+    """Join runs of one-letter tokens into words: `i g n o r e all` becomes `ignore all`."""
+    words: list[str] = []
+    letters: list[str] = []
+    for token in tokens + [""]:
+        if len(token) == 1:
+            letters.append(token)
+            continue
+        if letters:
+            words.append("".join(letters))
+            letters = []
+        if token:
+            words.append(token)
+    return " ".join(words)
 
 
 def _printable(data: bytes) -> str | None:
@@ -172,8 +226,11 @@ class InjectionDetector:
         self.options = options or InjectionOptions()
 
     def scan(self, text: str) -> list[Finding]:
-        folded, positions = fold(text)
-        matches = self._match_rules(folded, positions, len(text))
+        folded, exact = fold(text)
+        matches = self._match_rules(folded, None, len(text))
+        if matches and not exact:
+            folded, positions = fold_with_offsets(text)
+            matches = self._match_rules(folded, positions, len(text))
         if self.options.decode_payloads:
             matches.extend(self._decoded_matches(text[: self.options.max_decode_chars]))
         if not matches:
@@ -195,10 +252,12 @@ class InjectionDetector:
         self, folded: str, positions: list[int] | None, length: int
     ) -> list[tuple[str, float, int, int, str]]:
         matches = []
-        for kind, weight, anchors, pattern in RULES:
+        for kind, weight, anchors, pattern, requires in RULES:
             if not any(anchor in folded for anchor in anchors):
                 continue
-            match = pattern.search(folded)
+            if requires and not any(word in folded for word in requires):
+                continue
+            match = _search(pattern, folded)
             if match is None:
                 continue
             start, end = match.start(), match.end()
@@ -220,11 +279,27 @@ class InjectionDetector:
             found.append(("encoded_payload", weight, start, end, f"{encoding} text decodes to {families}"))
         return found
 
+    def _whole_text_candidates(self, text: str) -> list[tuple[str, int, int, str]]:
+        """Whole-text rewrites: rot13, reversed text, leetspeak and letters separated by spaces."""
+        lowered = text.lower()
+        candidates = []
+        if any(word in lowered for word in _ROT13_WORDS):
+            candidates.append(("rot13", 0, len(text), codecs.decode(text, "rot13")))
+        if any(word in lowered for word in _REVERSED_WORDS):
+            candidates.append(("reversed", 0, len(text), text[::-1]))
+        if len(_LEET.findall(lowered)) >= 3:
+            candidates.append(("leetspeak", 0, len(text), lowered.translate(_LEET_TABLE)))
+        tokens = lowered.split()
+        if _has_letter_run(tokens):
+            candidates.append(("spaced-letter", 0, len(text), _join_letter_runs(tokens)))
+        return candidates
+
     def _decode_candidates(self, text: str) -> list[tuple[str, int, int, str]]:
         candidates: list[tuple[str, int, int, str]] = []
         for match in _BASE64.finditer(text):
             value = match.group()
-            if value.isalpha() or value.isdigit():
+            # Encoded English text contains digits and, in base64, upper and lower case; words and identifiers rarely do.
+            if value.islower() or not any(char.isdigit() for char in value):
                 continue
             for decoder in (base64.b64decode, base64.urlsafe_b64decode, base64.b32decode):
                 try:
@@ -234,15 +309,19 @@ class InjectionDetector:
                 if decoded:
                     candidates.append(("base64" if decoder is not base64.b32decode else "base32", match.start(), match.end(), decoded))
                     break
-        for match in _HEX.finditer(text):
-            decoded = _printable(bytes.fromhex(match.group()))
+        for match in _HEX_RUN.finditer(text):
+            value = match.group()
+            if len(value) % 2:
+                continue
+            decoded = _printable(bytes.fromhex(value))
             if decoded:
                 candidates.append(("hex", match.start(), match.end(), decoded))
-        for match in _BINARY.finditer(text):
-            bits = match.group().split()
-            decoded = _printable(bytes(int(bits_group, 2) for bits_group in bits if len(bits_group) == 8))
-            if decoded:
-                candidates.append(("binary", match.start(), match.end(), decoded))
+        if text.count("0") + text.count("1") >= 48:
+            for match in _BINARY.finditer(text):
+                bits = match.group().split() if " " in match.group() else re.findall("[01]{8}", match.group())
+                decoded = _printable(bytes(int(group, 2) for group in bits if len(group) == 8))
+                if decoded:
+                    candidates.append(("binary", match.start(), match.end(), decoded))
         if "%" in text:
             for match in _URL_ESCAPES.finditer(text):
                 candidates.append(("URL-escaped", match.start(), match.end(), unquote(match.group())))
@@ -250,13 +329,5 @@ class InjectionDetector:
             for match in _UNICODE_ESCAPES.finditer(text):
                 decoded = codecs.decode(match.group(), "unicode_escape")
                 candidates.append(("\\u-escaped", match.start(), match.end(), decoded))
-        lowered = text.lower()
-        if _ROT13_WORDS.search(lowered):
-            candidates.append(("rot13", 0, len(text), codecs.decode(text, "rot13")))
-        if _REVERSED_HINTS.search(lowered):
-            candidates.append(("reversed", 0, len(text), text[::-1]))
-        if len(_LEET.findall(lowered)) >= 2:
-            candidates.append(("leetspeak", 0, len(text), lowered.translate(_LEET_TABLE)))
-        if _SPACED.search(lowered):
-            candidates.append(("spaced-letter", 0, len(text), _SPACED.sub(lambda m: m.group().replace(" ", ""), lowered)))
+        candidates.extend(self._whole_text_candidates(text))
         return candidates

@@ -37,15 +37,17 @@ _EMAIL = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
 )
 # A run of digits with single spaces or hyphens between groups, 13 to 19 digits in all.
-_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_CARD = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 _SSN = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
 # `+` with a country code, or a national number with separators such as (555) 123-4567.
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,5}){1,5}"
     r"|\(\d{2,4}\)[ .-]?\d{2,4}[ .-]?\d{3,5}"
-    r"|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
+    r"|\d{3}[.-]\d{3}[.-]\d{4})(?!\w|-\d)"
 )
+# A national trunk prefix written after the country code, as in +44 (0)20 or +33 01.
+_TRUNK_ZERO = re.compile(r"^(\+\d{1,3})[ .-]?(?:\(0\)|0)")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%[\w]+)?(?![\w:])")
 _HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
@@ -205,13 +207,26 @@ class PiiDetector:
             digits = sum(char.isdigit() for char in candidate)
             if digits < 7 or digits > 15:
                 continue
+            number = self._parse_phone(candidate)
+            if number is not None:
+                region = phonenumbers.region_code_for_number(number) or "unknown region"
+                yield self._finding("phone", match, f"phone number ({region})")
+
+    def _parse_phone(self, candidate: str) -> phonenumbers.PhoneNumber | None:
+        """Return the number when libphonenumber finds it valid, also with a trunk 0 after the country code."""
+        attempts = [candidate]
+        if candidate.startswith("+"):
+            without_trunk = _TRUNK_ZERO.sub(r"\1 ", candidate, count=1)
+            if without_trunk != candidate:
+                attempts.append(without_trunk)
+        for attempt in attempts:
             try:
-                number = phonenumbers.parse(candidate, None if candidate.startswith("+") else self.options.phone_region)
+                number = phonenumbers.parse(attempt, None if attempt.startswith("+") else self.options.phone_region)
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(number):
-                region = phonenumbers.region_code_for_number(number) or "unknown region"
-                yield self._finding("phone", match, f"phone number ({region})")
+                return number
+        return None
 
     def _ipv4(self, text: str) -> Iterator[Finding]:
         for match in _IPV4.finditer(text):
