@@ -3,8 +3,8 @@
     VectorDbError (ContinuumError)
     ├── FilterError              a query filter names an unknown field or has an invalid value
     ├── CollectionNotFoundError  no table exists for the collection
-    ├── LockTimeoutError         the collection's write lock stayed busy (also TransientError: nak)
-    └── BatchRejectedError       a chunk batch can never be stored (also PermanentError: DLQ)
+    ├── LockTimeoutError         the collection's write lock stayed busy; a TransientError, so nak
+    └── BatchRejectedError       a chunk batch can never be stored; a PermanentError, so DLQ
         └── ModelMismatchError   the batch's model or dimension differs from the table's
 """
 

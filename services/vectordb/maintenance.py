@@ -8,8 +8,9 @@ Every `maintenance_interval_s`, for each collection whose write lock is free:
   delete versions older than `cleanup_older_than_s`) when the table changed
   since the last pass.
 
-LanceDB runs these in its own threads and readers keep using the versions
-they have open, so queries are never blocked. Rows that are not in an index
+Queries never take the write lock, and LanceDB readers keep using the
+versions they have open while maintenance commits new ones, so maintenance
+does not block queries; it only competes with them for CPU. Rows that are not in an index
 yet are still found, by a flat scan next to the index search.
 """
 

@@ -63,9 +63,9 @@ class QueryEngine:
         return QueryReply(collection=request.collection, mode=request.mode, hits=hits, took_ms=took_ms)
 
     def _validate(self, request: QueryRequest) -> None:
-        subjects_error = _name_error(request.collection)
-        if subjects_error:
-            raise ApiFailure("bad_request", subjects_error, field="collection")
+        name_error = _name_error(request.collection)
+        if name_error:
+            raise ApiFailure("bad_request", name_error, field="collection")
         if not 1 <= request.k <= self.settings.max_k:
             raise ApiFailure("bad_request", f"k must be between 1 and {self.settings.max_k}, got {request.k}", field="k")
         if request.mode in ("fts", "hybrid") and not (request.text or "").strip():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -74,6 +75,8 @@ class VectorDbService:
 
     async def start(self, context: ServiceContext) -> None:
         settings = self._settings or load_section("vectordb", VectorDbSettings, context.config_path)
+        if not settings.uri:
+            settings.uri = str(Path(context.settings.state_dir) / "vectordb")
         self.settings = settings
         self.store = Store(settings)
         await self.store.open()

@@ -12,12 +12,13 @@ IndexType = Literal["IVF_HNSW_SQ", "IVF_PQ"]
 class VectorDbSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Storage location, write batching, index and search tuning.
 
-    `uri` is a local directory or `s3://bucket/path`; `storage_options` go to
+    `uri` is a local directory or `s3://bucket/path`; empty means
+    `<state_dir>/vectordb` from the shared settings. `storage_options` go to
     LanceDB unchanged (for S3: `aws_endpoint`, `aws_region`,
     `aws_access_key_id`, `aws_secret_access_key`, `allow_http`).
     """
 
-    uri: str = ".continuum/vectordb"
+    uri: str = ""
     storage_options: dict[str, str] = msgspec.field(default_factory=dict)
 
     # Write batching: a flush happens at `batch_max_rows` chunks or `batch_max_delay_s` after the first one.
@@ -38,7 +39,7 @@ class VectorDbSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     cleanup_older_than_s: float = 600.0
 
     # Search tuning; see docs/vectordb.md for measured recall and latency.
-    nprobes: int = 20
+    nprobes: int = 10
     refine_factor: int = 5
     ef: int = 100
     max_k: int = 1000

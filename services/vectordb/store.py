@@ -113,6 +113,7 @@ class Store:
         self.settings = settings
         self._db: lancedb.AsyncConnection | None = None
         self._tables: dict[str, AsyncTable] = {}
+        self._models: dict[str, tuple[str, int]] = {}
 
     async def open(self) -> None:
         self._db = await lancedb.connect_async(
@@ -149,6 +150,8 @@ class Store:
 
     async def table(self, collection: str) -> AsyncTable:
         """Return an open handle, raising CollectionNotFoundError when the table does not exist."""
+        # NOTE: a handle stays cached after another process drops the table; a failed commit
+        # reopens it, but queries here may read the dropped table until this process restarts.
         cached = self._tables.get(collection)
         if cached is not None:
             return cached
@@ -173,14 +176,20 @@ class Store:
         return table
 
     def forget(self, collection: str) -> None:
+        self._models.pop(collection, None)
         table = self._tables.pop(collection, None)
         if table is not None:
             table.close()
 
-    @staticmethod
-    async def model_of(table: AsyncTable) -> tuple[str, int]:
+    async def model_of(self, table: AsyncTable) -> tuple[str, int]:
+        """Return the table's (model, dimension), cached because they never change for a table."""
+        cached = self._models.get(table.name)
+        if cached is not None:
+            return cached
         metadata = (await table.schema()).metadata or {}
-        return metadata.get(MODEL_KEY, b"").decode(), int(metadata.get(DIMENSION_KEY, b"0"))
+        model = (metadata.get(MODEL_KEY, b"").decode(), int(metadata.get(DIMENSION_KEY, b"0")))
+        self._models[table.name] = model
+        return model
 
     # Writes -------------------------------------------------------------
 
