@@ -102,7 +102,7 @@ def embedding_model() -> Any:
 
 @pytest.fixture
 async def embed_responder(nc: bus.NATS, embedding_model: Any) -> AsyncIterator[None]:
-    """Answer `ctm.embed` with the real all-MiniLM-L6-v2 model, as data prep does."""
+    """Reply to `ctm.embed` requests with vectors from the real all-MiniLM-L6-v2 model, as data prep does."""
 
     async def respond(msg: Any) -> None:
         request = decode(msg.data, EmbedRequest)

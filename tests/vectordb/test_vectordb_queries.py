@@ -22,7 +22,7 @@ from continuum.shared.schemas import (
     QueryReply,
     QueryRequest,
 )
-from vectordb_helpers import call, embed_texts, eventually, make_batch, publish_batch
+from vectordb_helpers import EMBED_MODEL, call, embed_texts, eventually, make_batch, publish_batch
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -158,7 +158,7 @@ async def test_invalid_requests_get_clear_errors(nc: bus.NATS, corpus: str) -> N
 async def test_collections_stats_delete_and_drop(nc: bus.NATS, corpus: str) -> None:
     listed = await call(nc, "collections", EmptyRequest(), CollectionsReply)
     info = next(item for item in listed.collections if item.name == corpus)
-    assert (info.rows, info.model, info.dimension, info.fts_indexed) == (6, "all-MiniLM-L6-v2", 384, True)
+    assert (info.rows, info.model, info.dimension, info.fts_indexed) == (6, EMBED_MODEL, 384, True)
 
     deleted = await call(nc, "delete_document", DeleteDocumentRequest(collection=corpus, document_id="pain"), DeleteDocumentReply)
     assert deleted.deleted == 2

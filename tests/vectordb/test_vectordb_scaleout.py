@@ -49,7 +49,7 @@ def start_process(nats_url: str, store: Path, log: Path) -> subprocess.Popen[byt
 
 
 async def ping_instances(nc: bus.NATS) -> set[str]:
-    """Return the ids of the vectordb instances that answer `$SRV.PING.vectordb` within half a second."""
+    """Return the ids of the vectordb instances that reply to `$SRV.PING.vectordb` within half a second."""
     inbox = nc.new_inbox()
     ids: set[str] = set()
 

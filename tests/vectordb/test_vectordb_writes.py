@@ -155,7 +155,7 @@ async def test_model_mismatch_goes_to_dlq_and_service_continues(
     reasons = sorted(letter.error for letter in letters)
     assert all(letter.error_type == "ModelMismatchError" for letter in letters)
     assert "'other-model' with dimension 8" in reasons[0] + reasons[1]
-    assert "'all-MiniLM-L6-v2' with dimension 16" in reasons[0] + reasons[1]
+    assert "all-MiniLM-L6-v2' with dimension 16" in reasons[0] + reasons[1]
 
 
 def _has(letters: list[DeadLetter], count: int) -> Any:

@@ -12,7 +12,8 @@ import numpy as np
 from continuum.shared import bus, rpc, subjects
 from continuum.shared.schemas import Chunk, ChunkBatch
 
-EMBED_MODEL = "all-MiniLM-L6-v2"
+# The name data prep reports for its bundled model, so collections built by either match.
+EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 EMBED_DIMENSION = 384
 
 
@@ -60,7 +61,7 @@ async def publish_batch(js: bus.JetStreamContext, batch: ChunkBatch, *, event_id
     await bus.publish(js, subjects.chunks(batch.collection), batch, source="continuum/tests", event_id=event_id)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "condition") -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "the condition") -> None:
     """Poll `check` until it returns True; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
