@@ -258,9 +258,9 @@ async def test_stream_undecodable_input_dead_lettered(
     letter = next(
         decode(msg.data, DeadLetter) for msg in dlq.messages if decode(msg.data, DeadLetter).subject == subjects.guard_in(topic)
     )
+    await wait_for(lambda: service.consumer.dead_lettered >= 1)
     assert error in letter.error
     assert out.messages == []
-    assert service.consumer.dead_lettered >= 1
 
 
 @pytest.mark.timeout(90)

@@ -142,6 +142,7 @@ _ROT13_WORDS = ("vtaber", "qvfertneq", "cerivbhf", "vafgehpgvbaf", "flfgrz", "ce
 _REVERSED_WORDS = ("erongi", "snoitcurtsni", "tpmorp", "suoiverp")
 # A digit that stands for a letter sits next to letters: "ign0re", "1nstructions".
 _LEET = re.compile(r"[013457](?=[a-z])|(?<=[a-z])[013457]")
+_NOT_PLAIN_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]")
 _LEET_TABLE = str.maketrans("013457@$", "oieastas")
 
 
@@ -158,20 +159,30 @@ def fold(text: str) -> tuple[str, bool]:
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:
-    """Fold `text` one character at a time and return the original index of each folded character.
+    """Fold `text` and return the original index of each folded character.
 
-    Slower than `fold`, so it runs only when a rule matched a text whose offsets moved.
+    ASCII runs are copied in bulk and only the other characters are folded one
+    at a time. It runs only when a rule matched a text whose offsets moved.
     """
-    text_revealed = reveal_tags(text)
-    folded: list[str] = []
+    text = reveal_tags(text)  # one tag character becomes one ASCII character, so offsets stay
+    pieces: list[str] = []
     positions: list[int] = []
-    for index, char in enumerate(text_revealed):
+    last = 0
+    for match in _NOT_PLAIN_ASCII.finditer(text):
+        index = match.start()
+        if index > last:
+            pieces.append(text[last:index].lower())
+            positions.extend(range(last, index))
+        last = index + 1
+        char = text[index]
         if INVISIBLE_CHARACTER.match(char):
             continue
-        piece = char.lower() if char.isascii() else unicodedata.normalize("NFKC", char).lower()
-        folded.append(piece)
+        piece = unicodedata.normalize("NFKC", char).lower()
+        pieces.append(piece)
         positions.extend([index] * len(piece))
-    return "".join(folded), positions
+    pieces.append(text[last:].lower())
+    positions.extend(range(last, len(text)))
+    return "".join(pieces), positions
 
 
 def _search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:

@@ -63,8 +63,10 @@ _TOKEN_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
 )
 _JWT = re.compile(r"(?<![\w-])(eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)(?![\w-])")
+# A name containing a secret-like word, then `=`, `:`, `:=` or `=>`, then the value (group 1). The
+# pattern starts at the keyword rather than at the start of the name, so re can skip ahead to it.
 _ASSIGNMENT = re.compile(
-    r"(?i)\b[\w.-]*(?:secret|passw(?:or)?d|passwd|pwd|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|credentials?|private[_-]?key)"
+    r"(?i)(?:secret|passw(?:or)?d|passwd|pwd|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|credentials?|private[_-]?key)"
     r"[\w.-]*[\"']?\s*(?::=|=>|[:=])\s*[\"']?([A-Za-z0-9+/=_\-.~]{8,})"
 )
 _HEX = re.compile(r"[0-9a-fA-F]+")
