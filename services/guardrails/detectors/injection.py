@@ -131,6 +131,8 @@ RULES: tuple[Rule, ...] = (
     Rule("encoded_payload", 0.7, ('decod', 'decrypt', 'translat', 'convert', 'read'), _rule(r"\b(?:decode|decrypt|translate|convert|read)\b[^.\n]{0,60}\b(?:and|then)(?: \w+)? (?:follow|execute|run|obey|do (?:exactly )?what|comply)\b"), requires=('follow', 'execute', 'run', 'obey', 'do', 'comply')),
 )
 
+_RULE_INDEX = {id(rule): index for index, rule in enumerate(RULES)}
+
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{20,}")
 _BINARY = re.compile(r"[01]{8}(?:\s?[01]{8}){5,}")
@@ -238,32 +240,36 @@ class InjectionDetector:
 
     def scan(self, text: str) -> list[Finding]:
         folded, exact = fold(text)
-        matches = self._match_rules(folded, None, len(text))
+        matches = self._match_rules(folded, None, len(text), RULES)
         if matches and not exact:
+            # Run again only the rules that matched, on a fold that maps offsets back to `text`.
+            matched = tuple(RULES[index] for index in sorted({item[5] for item in matches}))
             folded, positions = fold_with_offsets(text)
-            matches = self._match_rules(folded, positions, len(text))
+            matches = self._match_rules(folded, positions, len(text), matched)
         if self.options.decode_payloads:
             matches.extend(self._decoded_matches(text[: self.options.max_decode_chars]))
         if not matches:
             return []
 
         score = 1.0
-        for _, weight, _, _, _ in matches:
+        for _, weight, _, _, _, _ in matches:
             score *= 1.0 - weight
         score = round(1.0 - score, 4)
         return [
             Finding(detector=self.name, type=kind, start=start, end=end, score=score, reason=reason)
-            for kind, _, start, end, reason in sorted(matches, key=lambda item: item[2])
+            for kind, _, start, end, reason, _ in sorted(matches, key=lambda item: item[2])
         ]
 
     def placeholder(self, finding: Finding) -> str:
         return "[INJECTION]"
 
     def _match_rules(
-        self, folded: str, positions: list[int] | None, length: int
-    ) -> list[tuple[str, float, int, int, str]]:
+        self, folded: str, positions: list[int] | None, length: int, rules: tuple[Rule, ...]
+    ) -> list[tuple[str, float, int, int, str, int]]:
+        """Return (type, weight, start, end, reason, rule index) for each rule that matches."""
         matches = []
-        for kind, weight, anchors, pattern, requires in RULES:
+        for rule in rules:
+            kind, weight, anchors, pattern, requires = rule
             if not any(anchor in folded for anchor in anchors):
                 continue
             if requires and not any(word in folded for word in requires):
@@ -276,18 +282,18 @@ class InjectionDetector:
                 start = positions[start] if start < len(positions) else length
                 end = positions[end - 1] + 1 if end - 1 < len(positions) else length
             reason = f"{kind.replace('_', ' ')}: {match.group()[:60]!r} (weight {weight})"
-            matches.append((kind, weight, start, end, reason))
+            matches.append((kind, weight, start, end, reason, _RULE_INDEX[id(rule)]))
         return matches
 
-    def _decoded_matches(self, text: str) -> list[tuple[str, float, int, int, str]]:
+    def _decoded_matches(self, text: str) -> list[tuple[str, float, int, int, str, int]]:
         found = []
         for encoding, start, end, decoded in self._decode_candidates(text):
-            inner = self._match_rules(decoded.lower(), None, len(decoded))
+            inner = self._match_rules(decoded.lower(), None, len(decoded), RULES)
             if not inner:
                 continue
             weight = max(item[1] for item in inner)
             families = ", ".join(sorted({item[0] for item in inner}))
-            found.append(("encoded_payload", weight, start, end, f"{encoding} text decodes to {families}"))
+            found.append(("encoded_payload", weight, start, end, f"{encoding} text decodes to {families}", -1))
         return found
 
     def _whole_text_candidates(self, text: str) -> list[tuple[str, int, int, str]]:

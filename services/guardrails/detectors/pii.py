@@ -37,9 +37,9 @@ _EMAIL = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
 )
 # A run of digits with single spaces or hyphens between groups, 13 to 19 digits in all.
-_CARD = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_CARD = re.compile(r"\d(?:[ -]?\d){12,18}(?![\w-])")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
-_SSN = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
+_SSN = re.compile(r"(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
 # `+` with a country code, or a national number with separators such as (555) 123-4567.
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,5}){1,5}"
@@ -48,7 +48,7 @@ _PHONE = re.compile(
 )
 # A national trunk prefix written after the country code, as in +44 (0)20 or +33 01.
 _TRUNK_ZERO = re.compile(r"^(\+\d{1,3})[ .-]?(?:\(0\)|0)")
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%[\w]+)?(?![\w:])")
 _HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
 
@@ -116,6 +116,18 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
     return group != "00" and serial != "0000"
 
 
+def _follows(text: str, start: int, symbols: str) -> bool:
+    """Return whether the character before `start` is a letter, a digit, `_` or one of `symbols`.
+
+    The patterns check this after the search instead of with a lookbehind, because re skips ahead
+    to a pattern's first characters only when the pattern does not start with an assertion.
+    """
+    if start == 0:
+        return False
+    before = text[start - 1]
+    return before.isalnum() or before == "_" or before in symbols
+
+
 def _end_after_alphanumerics(value: str, count: int) -> int | None:
     """Return the index just past the `count`-th non-space character of `value`, or None if it is shorter."""
     seen = 0
@@ -178,6 +190,8 @@ class PiiDetector:
 
     def _cards(self, text: str) -> Iterator[Finding]:
         for match in _CARD.finditer(text):
+            if _follows(text, match.start(), "+-"):
+                continue
             digits = re.sub(r"[ -]", "", match.group())
             if card_issuer_known(digits) and luhn_valid(digits):
                 yield self._finding("card", match, f"payment card number ({len(digits)} digits, Luhn valid)")
@@ -198,6 +212,8 @@ class PiiDetector:
 
     def _ssns(self, text: str) -> Iterator[Finding]:
         for match in _SSN.finditer(text):
+            if _follows(text, match.start(), "-"):
+                continue
             if ssn_valid(match.group(1), match.group(3), match.group(4)):
                 yield self._finding("ssn", match, "US social security number in an assignable range")
 
@@ -230,6 +246,8 @@ class PiiDetector:
 
     def _ipv4(self, text: str) -> Iterator[Finding]:
         for match in _IPV4.finditer(text):
+            if _follows(text, match.start(), "."):
+                continue
             try:
                 ipaddress.IPv4Address(match.group())
             except ValueError:

@@ -30,13 +30,13 @@ class SecretsOptions(DetectorOptions, kw_only=True, forbid_unknown_fields=True):
 
 # (type, pattern, reason); the span of group 1 is reported when the pattern has one, else the whole match.
 _TOKEN_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("aws_access_key", re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})(?![A-Z0-9])"), "AWS access key id"),
+    ("aws_access_key", re.compile(r"((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16})(?![A-Z0-9])"), "AWS access key id"),
     (
         "aws_secret_key",
         re.compile(r"(?i)aws.{0,20}?(?:secret|key).{0,20}?[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
         "AWS secret access key",
     ),
-    ("gcp_api_key", re.compile(r"(?<![\w-])(AIza[0-9A-Za-z_-]{35})(?![\w-])"), "Google Cloud API key"),
+    ("gcp_api_key", re.compile(r"(AIza[0-9A-Za-z_-]{35})(?![\w-])"), "Google Cloud API key"),
     (
         "azure_storage_key",
         re.compile(r"AccountKey=([A-Za-z0-9+/]{86}==)"),
@@ -44,16 +44,16 @@ _TOKEN_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
     (
         "github_token",
-        re.compile(r"(?<![\w])((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})(?![\w])"),
+        re.compile(r"((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})(?![\w])"),
         "GitHub token",
     ),
-    ("slack_token", re.compile(r"(?<![\w-])(xox[abposr]-(?:\d+-)+[A-Za-z0-9-]{10,})(?![\w-])"), "Slack token"),
+    ("slack_token", re.compile(r"(xox[abposr]-(?:\d+-)+[A-Za-z0-9-]{10,})(?![\w-])"), "Slack token"),
     (
         "slack_webhook",
         re.compile(r"(https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+)"),
         "Slack incoming webhook URL",
     ),
-    ("stripe_key", re.compile(r"(?<![\w])((?:sk|rk)_live_[0-9A-Za-z]{24,99})(?![\w])"), "Stripe live secret key"),
+    ("stripe_key", re.compile(r"((?:sk|rk)_live_[0-9A-Za-z]{24,99})(?![\w])"), "Stripe live secret key"),
     (
         "private_key",
         re.compile(
@@ -62,11 +62,12 @@ _TOKEN_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "private key block",
     ),
 )
-_JWT = re.compile(r"(?<![\w-])(eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)(?![\w-])")
-# A name containing a secret-like word, then `=`, `:`, `:=` or `=>`, then the value (group 1). The
-# pattern starts at the keyword rather than at the start of the name, so re can skip ahead to it.
+_JWT = re.compile(r"(eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)(?![\w-])")
+# A name containing a secret-like word, then `=`, `:`, `:=` or `=>`, then the value (group 1). It runs
+# on the lower-cased text and starts at the keyword rather than at the start of the name, so that re
+# can skip ahead to a keyword's first letter.
 _ASSIGNMENT = re.compile(
-    r"(?i)(?:secret|passw(?:or)?d|passwd|pwd|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|credentials?|private[_-]?key)"
+    r"(?:secret|passw(?:or)?d|passwd|pwd|token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|credentials?|private[_-]?key)"
     r"[\w.-]*[\"']?\s*(?::=|=>|[:=])\s*[\"']?([A-Za-z0-9+/=_\-.~]{8,})"
 )
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -95,15 +96,20 @@ class SecretsDetector:
         for kind, pattern, reason in _TOKEN_RULES:
             for match in pattern.finditer(text):
                 group = 1 if pattern.groups else 0
+                if _inside_word(text, match.start(group)):
+                    continue
                 findings.append(self._finding(kind, match.start(group), match.end(group), reason))
 
         if "eyJ" in text:
             for match in _JWT.finditer(text):
-                if _jwt_header_valid(match.group(1)):
+                if not _inside_word(text, match.start(1)) and _jwt_header_valid(match.group(1)):
                     findings.append(self._finding("jwt", match.start(1), match.end(1), "JSON Web Token"))
 
-        for match in _ASSIGNMENT.finditer(text):
-            finding = self._assignment(match)
+        lowered = text.lower()
+        # lower() keeps offsets unless a non-ASCII character changes length, which is rare.
+        searched = lowered if len(lowered) == len(text) else text
+        for match in _ASSIGNMENT.finditer(searched):
+            finding = self._assignment(text, match)
             if finding is not None:
                 findings.append(finding)
         return _drop_overlaps(findings)
@@ -111,8 +117,8 @@ class SecretsDetector:
     def placeholder(self, finding: Finding) -> str:
         return typed_placeholder(finding)
 
-    def _assignment(self, match: re.Match[str]) -> Finding | None:
-        value = match.group(1).rstrip(".")
+    def _assignment(self, text: str, match: re.Match[str]) -> Finding | None:
+        value = text[match.start(1) : match.end(1)].rstrip(".")
         if len(value) < self.options.min_assignment_length:
             return None
         entropy = shannon_entropy(value)
@@ -131,6 +137,11 @@ class SecretsDetector:
 
     def _finding(self, kind: str, start: int, end: int, reason: str, *, score: float = 1.0) -> Finding:
         return Finding(detector=self.name, type=kind, start=start, end=end, reason=reason, score=score)
+
+
+def _inside_word(text: str, start: int) -> bool:
+    """Return whether a token starting at `start` continues a longer word, so it is not a token of its own."""
+    return start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-")
 
 
 def _drop_overlaps(findings: list[Finding]) -> list[Finding]:
