@@ -37,6 +37,11 @@ def build_request(
         subjects.validate_name(collection, kind="collection name")
     except SubjectError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if source and "://" in source and not source.startswith(_REMOTE_PREFIXES):
+        scheme = source.split("://", 1)[0]
+        raise typer.BadParameter(
+            f"invalid SOURCE {source!r}: unknown scheme {scheme!r}; use a local path, file://, s3://, objstore:// or pydoc:"
+        )
     if source and not source.startswith(_REMOTE_PREFIXES):
         source = str(Path(source).expanduser().absolute())
     pairs: dict[str, str] = {}
@@ -142,4 +147,6 @@ def register(app: typer.Typer) -> None:
         else:
             _print_summary(status)
         if status.state == "failed":
-            raise typer.Exit(1)
+            raise fail(f"ingest job {status.job_id} failed: {status.message}")
+        if status.errors and not status.documents_done and not status.documents_skipped:
+            raise fail(f"ingest job {status.job_id} ingested no document: {status.errors[0].reason}")
