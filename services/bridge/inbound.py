@@ -10,14 +10,15 @@ answer is 503 with `Retry-After`, so the sender retries and nothing is lost.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import nats.errors
 from aiohttp import web
 from nats.js import JetStreamContext
 
+from continuum.services.bridge.access import DELIVERY_ID_KEY, SOURCE_KEY
 from continuum.services.bridge.errors import (
     InboundError,
     InvalidPayloadError,
@@ -31,7 +32,6 @@ from continuum.shared.errors import PublishError
 from continuum.shared.schemas.hook import WebhookEvent
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("continuum.services.bridge.access")
 
 # Sender headers kept in the event: metadata only, never signatures, cookies or authorization.
 _KEPT_HEADERS = (
@@ -47,8 +47,21 @@ _KEPT_HEADERS = (
 )
 
 
-_SOURCE = web.RequestKey("source", str)
-_DELIVERY_ID = web.RequestKey("delivery_id", str)
+class _TypeField(msgspec.Struct):
+    """The one body field the bridge reads: a Standard Webhooks or generic sender's event `type`."""
+
+    type: Any = None
+
+
+# Decoding into msgspec.Raw validates the whole document without building Python objects, so a large
+# body costs a parse only. The second decoder reads `type` and skips every other field.
+_VALIDATE = msgspec.json.Decoder(msgspec.Raw)
+_READ_TYPE = msgspec.json.Decoder(_TypeField | list | str | int | float | bool | None)
+_ENCODE = msgspec.json.Encoder()
+
+
+def _json_response(payload: dict[str, object], status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_ENCODE.encode(payload), status=status, headers=headers, content_type="application/json")
 
 
 class InboundApp:
@@ -70,7 +83,8 @@ class InboundApp:
 
     def build(self) -> web.Application:
         # The body limit is enforced by `_read_body` so the 413 names the source; aiohttp's own limit sits above it.
-        app = web.Application(client_max_size=self.settings.max_body_bytes + 1, middlewares=[self._access_log])
+        # Access records are written by `access.AccessLog`, which the service passes to the AppRunner.
+        app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
         app.router.add_post("/hooks/{source}", self._handle_webhook)
         app.router.add_get("/healthz", self._handle_healthz)
         app.router.add_get("/readyz", self._handle_readyz)
@@ -78,24 +92,20 @@ class InboundApp:
 
     async def _handle_webhook(self, request: web.Request) -> web.Response:
         name = request.match_info["source"]
-        request[_SOURCE] = name
+        request[SOURCE_KEY] = name
         try:
             verifier = self.verifiers.get(name)
             if verifier is None:
                 raise UnknownSourceError(f"unknown webhook source {name!r}; configure it under [bridge.sources.{name}]", source=name)
             body = await self._read_body(request, name)
             verified = verifier.verify(request.headers, body)
-            payload = self._parse_json(body, name)
+            event_type = self._event_type(verified.event, body, name)
         except InboundError as exc:
             self.rejected += 1
             logger.warning("webhook rejected: %s", exc, extra={"source": name, "status": exc.status})
-            return web.json_response({"error": str(exc)}, status=exc.status)
+            return _json_response({"error": str(exc)}, exc.status)
 
-        event_type = verified.event
-        if event_type is None and isinstance(payload, dict) and isinstance(payload.get("type"), str):
-            event_type = payload["type"]
-        event_type = event_type or self.settings.sources[name].default_event
-        request[_DELIVERY_ID] = verified.delivery_id
+        request[DELIVERY_ID_KEY] = verified.delivery_id
 
         event = WebhookEvent(
             source=name,
@@ -117,16 +127,16 @@ class InboundApp:
             )
         except (PublishError, nats.errors.Error, OSError) as exc:
             logger.warning("webhook not stored, responding 503: %s", exc, extra={"source": name, "delivery_id": verified.delivery_id})
-            return web.json_response(
+            return _json_response(
                 {"error": "the event store did not acknowledge the webhook; retry later"},
-                status=503,
+                503,
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             )
 
         self.accepted += 1
-        return web.json_response(
+        return _json_response(
             {"subject": subject, "delivery_id": verified.delivery_id, "duplicate": bool(ack.duplicate), "sequence": ack.seq},
-            status=202,
+            202,
         )
 
     async def _read_body(self, request: web.Request, name: str) -> bytes:
@@ -136,54 +146,39 @@ class InboundApp:
             raise PayloadTooLargeError(
                 f"body of {declared} bytes is above the {limit}-byte limit (max_body_bytes)", source=name, size=declared, limit=limit
             )
+        # A body can arrive in several TCP segments and `read(n)` returns what has arrived, so read until EOF.
         body = await request.content.read(limit + 1)
+        if declared is None or len(body) < declared:
+            parts = bytearray(body)
+            while len(parts) <= limit:
+                chunk = await request.content.read(limit + 1 - len(parts))
+                if not chunk:
+                    break
+                parts += chunk
+            body = bytes(parts)
         if len(body) > limit:
             raise PayloadTooLargeError(
                 f"body is above the {limit}-byte limit (max_body_bytes)", source=name, size=len(body), limit=limit
             )
         return body
 
-    def _parse_json(self, body: bytes, name: str) -> object:
+    def _event_type(self, header_event: str | None, body: bytes, name: str) -> str:
+        """Validate the body as JSON and return the event type: the header's, else the body's `type`, else the default."""
         try:
-            return msgspec.json.decode(body)
+            if header_event:
+                _VALIDATE.decode(body)
+                return header_event
+            document = _READ_TYPE.decode(body)
         except msgspec.DecodeError as exc:
             raise InvalidPayloadError(f"body is not valid JSON: {exc}", source=name) from exc
+        if isinstance(document, _TypeField) and isinstance(document.type, str) and document.type:
+            return document.type
+        return self.settings.sources[name].default_event
 
     async def _handle_healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return _json_response({"status": "ok"}, 200)
 
     async def _handle_readyz(self, request: web.Request) -> web.Response:
         if await self.ready():
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready", "reason": "NATS or the HOOKS stream does not answer"}, status=503)
-
-    @web.middleware
-    async def _access_log(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            if access_logger.isEnabledFor(logging.INFO):
-                access_logger.info(
-                    "%s %s %d",
-                    request.method,
-                    request.path,
-                    status,
-                    extra={
-                        "http_method": request.method,
-                        "http_path": request.path,
-                        "http_status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "remote": request.remote,
-                        "body_bytes": request.content_length,
-                        "source": request.get(_SOURCE),
-                        "delivery_id": request.get(_DELIVERY_ID),
-                    },
-                )
-
+            return _json_response({"status": "ready"}, 200)
+        return _json_response({"status": "not ready", "reason": "NATS or the HOOKS stream does not answer"}, 503)

@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 from nats.micro import Service as MicroService
 
+from continuum.services.bridge.access import AccessLog, access_logger
 from continuum.services.bridge.api import WebhooksApi
 from continuum.services.bridge.inbound import InboundApp
 from continuum.services.bridge.outbound import Deliverer, FanOut
@@ -84,7 +85,9 @@ class BridgeService:
 
     async def _start_http(self, context: ServiceContext, settings: BridgeSettings) -> None:
         self.inbound = InboundApp(settings, context.js, source=context.source, ready=self._ready)
-        self._runner = web.AppRunner(self.inbound.build(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.inbound.build(), access_log=access_logger, access_log_class=AccessLog, handle_signals=False
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port)
         await site.start()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -243,3 +245,58 @@ async def test_health_endpoints_answer_ok(bridge):
             assert health.status == 200
         async with session.get(f"{bridge.url}/readyz") as ready:
             assert ready.status == 200
+
+
+async def test_standard_array_body_uses_default_event(bridge, unique, hook_events):
+    source = f"std-{unique}"
+    body = b'[{"type": "invoice.paid"}]'
+
+    status, payload, _ = await post(f"{bridge.url}/hooks/{source}", body, standard_headers(body, message_id="msg_array"))
+
+    assert status == 202
+    assert payload["subject"] == f"ctm.hook.{source}.webhook"
+    events = await hook_events(bridge.js, source)
+    assert [event.data.body for event in events] == [[{"type": "invoice.paid"}]]
+
+
+async def test_body_in_delayed_segments_stored_whole(bridge, unique, hook_events):
+    source = f"gh-{unique}"
+    body = json.dumps({"blob": "z" * 4096}).encode()
+    headers = github_headers(body, GITHUB_SECRET, delivery="split-1")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    request = f"POST /hooks/{source} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{head}\r\n"
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", bridge.service.port)
+    writer.write(request.encode() + body[:100])
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.write(body[100:])
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+
+    assert response.startswith(b"HTTP/1.1 202")
+    events = await hook_events(bridge.js, source)
+    assert [event.data.body for event in events] == [json.loads(body)]
+
+
+async def test_access_log_names_delivery_without_secrets(bridge, unique, caplog):
+    source = f"gh-{unique}"
+    headers = github_headers(BODY, GITHUB_SECRET, delivery="logged-1")
+    caplog.set_level(logging.INFO, logger="continuum.services.bridge.access")
+
+    status, _, _ = await post(f"{bridge.url}/hooks/{source}", BODY, headers)
+    await asyncio.sleep(0.05)
+
+    assert status == 202
+    records = [record for record in caplog.records if record.name == "continuum.services.bridge.access"]
+    assert len(records) == 1
+    record = records[0]
+    assert record.getMessage() == f"POST /hooks/{source} 202"
+    assert (record.http_status, record.source, record.delivery_id) == (202, source, "logged-1")
+    assert record.body_bytes == len(BODY)
+    assert record.duration_ms >= 0
+    text = repr(record.__dict__)
+    assert headers["X-Hub-Signature-256"] not in text
+    assert GITHUB_SECRET not in text
+    assert "refs/heads/main" not in text
