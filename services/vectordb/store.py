@@ -216,9 +216,13 @@ class Store:
 
     async def upsert(self, table: AsyncTable, batches: list[ChunkBatch], model: str, dimension: int) -> CommitResult:
         """Upsert the chunks and delete each document's rows with another checksum, in one commit."""
-        latest: dict[str, str] = {}
+        # When one commit holds two versions of a document, the one with the later `at` wins.
+        newest: dict[str, ChunkBatch] = {}
         for batch in batches:
-            latest[batch.document_id] = batch.doc_checksum
+            known = newest.get(batch.document_id)
+            if known is None or batch.at >= known.at:
+                newest[batch.document_id] = batch
+        latest = {document_id: batch.doc_checksum for document_id, batch in newest.items()}
         current = [batch for batch in batches if latest[batch.document_id] == batch.doc_checksum]
         data = batches_to_arrow(current, model, dimension)
         stale = " OR ".join(

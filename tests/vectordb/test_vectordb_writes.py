@@ -187,3 +187,39 @@ async def test_batch_with_wrong_vector_length_is_dead_lettered(
 
     assert letters[0].error_type == "BatchRejectedError"
     assert "has 3 dimensions, the batch declares 8" in letters[0].error
+
+
+async def test_empty_batch_removes_document_chunks(
+    nc: bus.NATS, js: bus.JetStreamContext, vectordb: Any, unique: str
+) -> None:
+    collection = f"emptied-{unique}"
+    await publish_batch(js, make_batch(collection, "doc", ["a", "b"], random_vectors(2), checksum="v1"))
+    await publish_batch(js, make_batch(collection, "keep", ["c"], random_vectors(1, seed=4), checksum="k"))
+    await wait_rows(nc, collection, 3)
+
+    emptied = make_batch(collection, "doc", [], [], checksum="v2")
+    emptied.dimension = 8
+    await publish_batch(js, emptied)
+    await wait_rows(nc, collection, 1)
+
+
+async def test_undecodable_message_is_dead_lettered(
+    nc: bus.NATS, js: bus.JetStreamContext, vectordb: Any, unique: str
+) -> None:
+    collection = f"garbage-{unique}"
+    letters: list[DeadLetter] = []
+
+    async def collect(msg: Any) -> None:
+        letter = decode(msg.data, DeadLetter)
+        if letter.subject == subjects.chunks(collection):
+            letters.append(letter)
+
+    subscription = await nc.subscribe(subjects.dlq("CHUNKS"), cb=collect)
+    try:
+        await js.publish(subjects.chunks(collection), b'{"collection": 42}')
+        await eventually(_has(letters, 1), what="a dead letter")
+    finally:
+        await subscription.unsubscribe()
+
+    assert letters[0].error_type == "SchemaError"
+    assert letters[0].payload == '{"collection": 42}'
