@@ -15,7 +15,7 @@ class GuardrailsError(ContinuumError):
 
 
 class PolicyError(GuardrailsError):
-    """An invalid policy document; `policy` names it and `source` says where it came from."""
+    """An invalid policy document; `policy` is its name and `source` its file or bucket key."""
 
     def __init__(self, message: str, *, policy: str, source: str) -> None:
         super().__init__(message)

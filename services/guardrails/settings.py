@@ -8,7 +8,7 @@ from continuum.shared.schemas.guard import Stage
 
 
 class GuardrailsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Where policies come from, and how stream mode checks messages without per-message headers."""
+    """Policy sources, and the policy and stage that stream mode uses for messages that name none."""
 
     # Folders of extra policy files (YAML, TOML or JSON), loaded after the built-in ones.
     policy_dirs: list[str] = msgspec.field(default_factory=list)

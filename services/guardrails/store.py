@@ -1,8 +1,8 @@
 """The policies in force: loaded from files at start, then updated from the `ctm-guard-policies` bucket.
 
 Each key of the bucket is a policy name and each value a YAML, TOML or JSON
-document. A put replaces the policy only when the new document validates;
-otherwise the previous policy stays in force and the rejection (revision and
+document. A put replaces the policy only when the new document validates.
+Otherwise the previous policy stays in force, and the rejection (revision and
 reason) is logged and kept for `ctm.guard.policies` to report. Deleting a key
 returns the policy to its file version, or removes it when no file defines it.
 """
@@ -32,7 +32,7 @@ class Rejection:
 
 
 class PolicyStore:
-    """Named policies; reads are plain dict lookups, so a check never waits on an update."""
+    """Named policies; a read is a plain dict lookup, so a check does not wait for the watcher."""
 
     def __init__(self, file_policies: list[Policy]) -> None:
         self._files = {policy.name: policy for policy in file_policies}

@@ -2,7 +2,7 @@
 
 A message is a JSON string, or a JSON object whose `text` field is checked;
 other fields pass through. Allowed and redacted messages go to the out
-subject (redacted ones with the placeholders in `text`); blocked ones go to
+subject, redacted ones with the placeholders in `text`. Blocked ones go to
 the blocked subject as a GuardedPayload with the findings, and every block
 also publishes a GuardAudit on `ctm.guard.audit.<topic>`. The policy and
 stage come from the `Ctm-Guard-Policy` and `Ctm-Guard-Stage` headers, else

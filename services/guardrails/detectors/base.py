@@ -3,8 +3,8 @@
 A detector scans one text and returns findings with character spans. It
 never decides the action: the policy maps each finding type to `allow`,
 `redact` or `block`. Each detector has an options Struct that the policy
-validates (unknown options are rejected), and `placeholder()` says what a
-redacted span becomes.
+validates (unknown options are rejected), and `placeholder()` returns the
+text that replaces a redacted span.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ escapes, `\\uXXXX` escapes, rot13, leetspeak, reversed text, spaced letters)
 are decoded and scanned again, so the finding points at the encoded span.
 
 A text's score combines the weights of the rules that matched as
-1 - prod(1 - w); every finding of the text carries that score, and the policy
+1 - prod(1 - w). Every finding of the text carries that score, and the policy
 threshold decides whether they count.
 """
 
@@ -132,6 +132,9 @@ RULES: tuple[Rule, ...] = (
 )
 
 _RULE_INDEX = {id(rule): index for index, rule in enumerate(RULES)}
+# Once a text's score reaches this, later rules and payload decoding stop: more matches cannot
+# change a verdict at any threshold up to this value, and attack texts would cost the most.
+SATURATED_SCORE = 0.999
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{20,}")
@@ -195,6 +198,13 @@ def _search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return match
 
 
+def _combined_score(matches: list[tuple[str, float, int, int, str, int]]) -> float:
+    remaining = 1.0
+    for match in matches:
+        remaining *= 1.0 - match[1]
+    return 1.0 - remaining
+
+
 def _has_letter_run(tokens: list[str], length: int = 4) -> bool:
     run = 0
     for token in tokens:
@@ -246,15 +256,12 @@ class InjectionDetector:
             matched = tuple(RULES[index] for index in sorted({item[5] for item in matches}))
             folded, positions = fold_with_offsets(text)
             matches = self._match_rules(folded, positions, len(text), matched)
-        if self.options.decode_payloads:
+        if self.options.decode_payloads and _combined_score(matches) < SATURATED_SCORE:
             matches.extend(self._decoded_matches(text[: self.options.max_decode_chars]))
         if not matches:
             return []
 
-        score = 1.0
-        for _, weight, _, _, _, _ in matches:
-            score *= 1.0 - weight
-        score = round(1.0 - score, 4)
+        score = round(_combined_score(matches), 4)
         return [
             Finding(detector=self.name, type=kind, start=start, end=end, score=score, reason=reason)
             for kind, _, start, end, reason, _ in sorted(matches, key=lambda item: item[2])
@@ -268,7 +275,10 @@ class InjectionDetector:
     ) -> list[tuple[str, float, int, int, str, int]]:
         """Return (type, weight, start, end, reason, rule index) for each rule that matches."""
         matches = []
+        remaining = 1.0
         for rule in rules:
+            if remaining <= 1.0 - SATURATED_SCORE:
+                break
             kind, weight, anchors, pattern, requires = rule
             if not any(anchor in folded for anchor in anchors):
                 continue
@@ -283,6 +293,7 @@ class InjectionDetector:
                 end = positions[end - 1] + 1 if end - 1 < len(positions) else length
             reason = f"{kind.replace('_', ' ')}: {match.group()[:60]!r} (weight {weight})"
             matches.append((kind, weight, start, end, reason, _RULE_INDEX[id(rule)]))
+            remaining *= 1.0 - weight
         return matches
 
     def _decoded_matches(self, text: str) -> list[tuple[str, float, int, int, str, int]]:

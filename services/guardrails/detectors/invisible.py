@@ -1,8 +1,8 @@
 """Invisible and control characters: zero-width, bidirectional controls, Unicode tags, C0/C1 controls.
 
 Unicode tag characters (U+E0000-U+E007F) mirror ASCII and are invisible in
-most renderers, so they can smuggle instructions past a human reviewer;
-`reveal_tags` decodes them so the injection detector can read what they say.
+most renderers, so they can smuggle instructions past a human reviewer.
+`reveal_tags` decodes them so that the injection detector reads the hidden text.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 
 
 class InvisibleOptions(DetectorOptions, kw_only=True, forbid_unknown_fields=True):
-    """Which kinds of invisible character to report."""
+    """Kinds of invisible character to report."""
 
     types: list[InvisibleType] = msgspec.field(
         default_factory=lambda: ["zero_width", "bidi_control", "tag_character", "control_character"]

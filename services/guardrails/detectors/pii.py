@@ -1,9 +1,9 @@
 """PII: email addresses, phone numbers, payment cards, IBANs, US SSNs, IPv4 and IPv6 addresses.
 
 Every candidate that a regular expression finds is validated before it is
-reported: cards pass the Luhn check and start with a known issuer prefix,
-IBANs have the length of their country and pass the ISO 13616 mod-97 check,
-SSNs avoid the ranges the SSA never assigns, phone numbers are parsed and
+reported. Cards pass the Luhn check and start with a known issuer prefix.
+IBANs have the length of their country and pass the ISO 13616 mod-97 check.
+SSNs avoid the ranges the SSA never assigns. Phone numbers are parsed and
 validated with `phonenumbers` (Google's libphonenumber metadata), and IP
 addresses with the standard library's `ipaddress`.
 """
@@ -26,7 +26,7 @@ ALL_TYPES: tuple[PiiType, ...] = ("email", "phone", "card", "iban", "ssn", "ipv4
 
 
 class PiiOptions(DetectorOptions, kw_only=True, forbid_unknown_fields=True):
-    """Which PII types to report; `phone_region` parses numbers written without a `+` country code."""
+    """PII types to report, and the region (`phone_region`) used to parse numbers written without a `+` country code."""
 
     types: list[PiiType] = msgspec.field(default_factory=lambda: list(ALL_TYPES))
     phone_region: str = "US"
