@@ -95,10 +95,11 @@ class BridgeService:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else settings.port
         logger.info(
-            "webhook bridge listening on http://%s:%d with sources %s",
+            "webhook bridge listening on http://%s:%d with sources %s on the %s event loop",
             settings.host,
             self.port,
             ", ".join(sorted(settings.sources)) or "(none)",
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
 
     async def _ready(self) -> bool:

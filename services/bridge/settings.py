@@ -66,6 +66,8 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """HTTP listener, inbound sources and outbound delivery settings.
 
+    `event_loop` is `auto` (uvloop when installed, else asyncio), `uvloop`
+    or `asyncio`.
     `allowed_target_networks` lists CIDRs that outbound targets may resolve
     to even though they are private, loopback or link-local (for example
     `["10.0.0.0/8"]`); every other private address is rejected.
@@ -78,6 +80,7 @@ class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 512 * 1024
     publish_timeout_s: float = 2.0
     retry_after_s: int = 5
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     sources: dict[str, SourceSettings] = msgspec.field(default_factory=dict)
 
     deliveries_enabled: bool = True

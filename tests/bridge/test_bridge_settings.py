@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -12,7 +15,7 @@ from continuum.services.bridge.outbound import backoff_delay, delivery_id_for
 from continuum.services.bridge.settings import load_bridge_settings
 from continuum.services.bridge.subscriptions import filters_overlap, subject_matches, validate_filter
 from continuum.services.bridge.targets import TargetPolicy, parse_networks
-from continuum.shared.errors import SubjectError
+from continuum.shared.errors import ConfigError, SubjectError
 from continuum.shared.logs import setup_logging
 
 
@@ -149,3 +152,37 @@ async def test_target_policy_rejects_private_addresses():
         policy.check_url("https://user:pw@example.test/")
     with pytest.raises(TargetError, match="http:// or https://"):
         policy.check_url("file:///etc/passwd")
+
+
+LOOP_PROBE = """
+import asyncio, sys
+from continuum.services.bridge.eventloop import install_from_config
+print(install_from_config(sys.argv[1:]))
+async def probe():
+    print(type(asyncio.get_running_loop()).__module__)
+asyncio.run(probe())
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [("auto", ["uvloop", "uvloop"]), ("uvloop", ["uvloop", "uvloop"]), ("asyncio", ["asyncio", "asyncio.unix_events"])],
+)
+def test_event_loop_setting_selects_loop(tmp_path, setting, expected):
+    # A policy is global to a process, so each choice runs in a fresh interpreter.
+    config = tmp_path / "continuum.toml"
+    config.write_text(f'[bridge]\nevent_loop = "{setting}"\n')
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONTINUUM_")}
+
+    result = subprocess.run([sys.executable, "-c", LOOP_PROBE, "--config", str(config)], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
+
+
+def test_event_loop_invalid_setting_rejected(tmp_path):
+    config = tmp_path / "continuum.toml"
+    config.write_text('[bridge]\nevent_loop = "tokio"\n')
+
+    with pytest.raises(ConfigError, match="event_loop"):
+        load_bridge_settings(str(config), env={})
