@@ -5,8 +5,9 @@ Every `maintenance_interval_s`, for each collection whose write lock is free:
 - create the full-text index on `text` when it is missing;
 - create the ANN index on `vector` once the table has `index_min_rows` rows;
 - run `optimize` (compact small fragments, merge new rows into the indexes,
-  delete versions older than `cleanup_older_than_s`) when the table changed
-  since the last pass.
+  delete versions older than `cleanup_older_than_s`) when there are small
+  fragments or unindexed rows, or when this process has not cleaned up the
+  table for `cleanup_older_than_s`.
 
 Queries never take the write lock, and LanceDB readers keep using the
 versions they have open while maintenance commits new ones, so maintenance
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Any
 
 from continuum.services.vectordb.locks import CollectionLocks
 from continuum.services.vectordb.settings import VectorDbSettings
@@ -31,7 +34,7 @@ class Maintainer:
         self.store = store
         self.locks = locks
         self.settings = settings
-        self._optimized_version: dict[str, int] = {}
+        self._last_optimize: dict[str, float] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         logger.info("maintenance started, every %.0fs", self.settings.maintenance_interval_s)
@@ -62,6 +65,22 @@ class Maintainer:
                 return []
             return await self._maintain(collection)
 
+    async def _optimize_due(self, collection: str, table: Any) -> bool:
+        """Return True when fragments need compacting, rows need indexing, or old versions need cleanup.
+
+        Checking the table instead of its version keeps two processes from
+        re-optimizing after each other's optimize commits.
+        """
+        stats = await table.stats()
+        if stats["fragment_stats"]["num_small_fragments"] > 1:
+            return True
+        for index in await table.list_indices():
+            index_stats = await table.index_stats(index.name)
+            if index_stats is not None and index_stats.num_unindexed_rows > 0:
+                return True
+        last = self._last_optimize.get(collection)
+        return last is None or time.monotonic() - last >= self.settings.cleanup_older_than_s
+
     async def _maintain(self, collection: str) -> list[str]:
         table = await self.store.table(collection)
         await table.checkout_latest()
@@ -75,11 +94,10 @@ class Maintainer:
             await self.store.create_vector_index(table)
             actions.append("vector_index")
 
-        version = await table.version()
-        if actions or self._optimized_version.get(collection) != version:
+        if actions or await self._optimize_due(collection, table):
             stats = await self.store.optimize(table)
             actions.append("optimize")
-            self._optimized_version[collection] = await table.version()
+            self._last_optimize[collection] = time.monotonic()
             logger.debug("optimize stats for %s: %s", collection, stats)
 
         if actions:

@@ -26,9 +26,11 @@ class VectorDbSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     batch_max_delay_s: float = 0.5
     max_pending_messages: int = 64
 
-    # Cross-process write lock per collection, in the `ctm-vectordb-locks` bucket.
+    # Cross-process write lock per collection, in the `ctm-vectordb-locks` bucket. A writer
+    # waits up to `lock_wait_s` (long enough for an index build on a large table) and keeps its
+    # messages alive with in-progress acks meanwhile.
     lock_ttl_s: float = 30.0
-    lock_wait_s: float = 20.0
+    lock_wait_s: float = 600.0
 
     # Maintenance: ANN index above `index_min_rows`, compaction and version cleanup.
     index_min_rows: int = 5000
