@@ -93,6 +93,8 @@ class _ConnectionLogger:
         self.name = name
         self._last_error: tuple[str, float] = ("", 0.0)
         self._suppressed = 0
+        # Set when the client closes on purpose, so the disconnect is not reported as a fault.
+        self.closing = False
 
     async def error(self, exc: Exception) -> None:
         text = f"{type(exc).__name__}: {exc}"
@@ -106,6 +108,8 @@ class _ConnectionLogger:
         self._suppressed = 0
 
     async def disconnected(self) -> None:
+        if self.closing:
+            return
         logger.warning("disconnected from NATS; reconnecting", extra={"client": self.name})
 
     async def reconnected(self) -> None:
@@ -151,7 +155,24 @@ async def connect(settings: Settings | NatsSettings, *, name: str, check_server:
             await nc.close()
             raise
     logger.info("connected to NATS", extra={"client": name, "url": nc.connected_url.netloc if nc.connected_url else ""})
+    _mark_closing_on_close(nc, callbacks)
     return nc
+
+
+def _mark_closing_on_close(nc: NATS, callbacks: _ConnectionLogger) -> None:
+    """Wrap `close` and `drain` so the disconnect they cause is not logged as a fault."""
+    close, drain = nc.close, nc.drain
+
+    async def closing_close() -> None:
+        callbacks.closing = True
+        await close()
+
+    async def closing_drain() -> None:
+        callbacks.closing = True
+        await drain()
+
+    nc.close = closing_close  # type: ignore[method-assign]
+    nc.drain = closing_drain  # type: ignore[method-assign]
 
 
 def jetstream(nc: NATS, settings: Settings | None = None) -> JetStreamContext:

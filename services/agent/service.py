@@ -145,6 +145,11 @@ class AgentService:
 
     async def _start_replica(self, placement: Placement) -> None:
         existing = self.replicas.get(placement.replica_id)
+        if existing is not None and existing.active and existing.placement.action == "stop":
+            # The same replica id was stopped (a delete, then a new deploy) and is still
+            # finishing its invocations: let that stop complete, then start afresh.
+            await self._wait_until_forgotten(existing)
+            existing = self.replicas.get(placement.replica_id)
         if existing is not None and existing.active:
             existing.placement = placement
             logger.info("replica %s is already %s; start is a no-op", placement.replica_id, existing.state)
@@ -166,6 +171,15 @@ class AgentService:
         )
         self.replicas[placement.replica_id] = replica
         self._spawn(replica.start())
+
+    async def _wait_until_forgotten(self, replica: Replica, timeout: float = 30.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.replicas.get(replica.replica_id) is replica:
+            if asyncio.get_running_loop().time() > deadline:
+                logger.warning("replica %s still stopping after %.0fs; starting it again anyway", replica.replica_id, timeout)
+                self.replicas.pop(replica.replica_id, None)
+                return
+            await asyncio.sleep(0.05)
 
     async def _resolve_spec(self, placement: Placement) -> tuple[WorkloadSpec | None, str]:
         spec = placement.spec

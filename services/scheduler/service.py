@@ -68,8 +68,10 @@ class SchedulerService:
         self.cluster.bindings = await self.store.load_bindings()
 
         js = context.js
-        config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT)
         for subject, handler in ((subjects.ALL_TELEMETRY, self._handle_telemetry), (subjects.ALL_LIFECYCLE, self._handle_lifecycle)):
+            # A fresh config per subscription: nats-py writes the filter subject into the
+            # object it is given, and the ordered consumer reuses it when it recreates itself.
+            config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT)
             self._subscriptions.append(
                 await js.subscribe(subject, cb=handler, ordered_consumer=True, config=config, pending_msgs_limit=200_000)
             )

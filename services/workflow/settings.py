@@ -22,7 +22,7 @@ class WorkflowSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     retry_backoff_s: float = 0.2
     query_mode: str = "hybrid"
     candidates_per_answer: int = 3
-    max_quote_chars: int = 600
+    max_quote_chars: int = 360
     llm_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""

@@ -18,8 +18,10 @@ import uuid
 from typing import Any
 
 import msgspec
+import nats.errors
 import typer
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,7 +31,7 @@ from continuum.shared.cli import common
 from continuum.shared.cli.ask import print_answer
 from continuum.shared.cli.output import OUTPUT_OPTION, OutputFormat, console, print_json
 from continuum.shared.errors import ContinuumError
-from continuum.shared.rpc import call, discover_services
+from continuum.shared.rpc import ApiCallError, call, discover_services
 from continuum.shared.schemas import (
     AskReply,
     AskRequest,
@@ -37,6 +39,8 @@ from continuum.shared.schemas import (
     IngestRequest,
     IngestStatus,
     InvokeReply,
+    NameRequest,
+    OkReply,
     Placement,
     WorkloadSpec,
     WorkloadStatus,
@@ -101,6 +105,17 @@ class DemoReport(msgspec.Struct, kw_only=True):
     trace_id: str = ""
 
 
+async def _next_message(subscription: Any, deadline: float, failure: str) -> Msg:
+    """Return the next message, or raise ContinuumError with `failure` when `deadline` passes."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ContinuumError(f"timed out: {failure}")
+    try:
+        return await subscription.next_msg(timeout=remaining)
+    except nats.errors.TimeoutError as exc:
+        raise ContinuumError(f"timed out: {failure}") from exc
+
+
 def _topic(source_uri: str) -> str:
     return source_uri.removeprefix("pydoc://topics/")
 
@@ -139,31 +154,21 @@ class Demo:
         store = await self.js.object_store(ARTIFACT_BUCKET)
         await store.put(FUNCTION_NAME, FUNCTION_SOURCE.encode(), meta=ObjectMeta(name=FUNCTION_NAME, description="demo function"))
 
+        # A fresh deployment on every run, so the placement event shows again.
+        try:
+            await call(self.nc, subjects.api("delete"), NameRequest(name=FUNCTION_NAME), OkReply, timeout=5.0)
+        except ApiCallError as exc:
+            if exc.error.code != "not_found":
+                raise
+
         placements = await self.nc.subscribe(subjects.ALL_PLACEMENTS)
         statuses = await self.nc.subscribe(subjects.workload_status(FUNCTION_NAME))
-        spec = WorkloadSpec(name=FUNCTION_NAME, artifact=FUNCTION_NAME, entrypoint="hello:handler", replicas=1, idle_timeout_s=300.0)
-        deployed = await call(self.nc, subjects.api("deploy"), DeployRequest(spec=spec), DeployReply, timeout=5.0)
-        self.say(f"Deployed workload {deployed.name} ({deployed.desired_replicas} replica).")
-
-        deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline and not self.report.placement_node:
-                msg = await placements.next_msg(timeout=max(deadline - time.monotonic(), 0.1))
-                if msg.subject == subjects.PLACEMENT_FAILED:
-                    continue
-                placement = decode(msg.data, Placement)
-                if placement.workload == FUNCTION_NAME and placement.action == "start":
-                    self.report.placement_node = placement.node_id
-                    self.say(f"Placement event on {msg.subject}: start {placement.replica_id} (epoch {placement.epoch}, generation {placement.generation}).")
-            while time.monotonic() < deadline:
-                msg = await statuses.next_msg(timeout=max(deadline - time.monotonic(), 0.1))
-                status = decode(msg.data, WorkloadStatus)
-                self.say(f"Replica {status.replica_id} on {status.node_id}: {status.state} {status.reason}".rstrip())
-                if status.state == "running":
-                    self.report.cold_start_ms = status.cold_start_ms
-                    break
-                if status.state == "failed":
-                    raise ContinuumError(f"replica {status.replica_id} failed: {status.reason}")
+            spec = WorkloadSpec(name=FUNCTION_NAME, artifact=FUNCTION_NAME, entrypoint="hello:handler", replicas=1, idle_timeout_s=300.0)
+            deployed = await call(self.nc, subjects.api("deploy"), DeployRequest(spec=spec), DeployReply, timeout=5.0)
+            self.say(f"Deployed workload {deployed.name} ({deployed.desired_replicas} replica).")
+            replica_id, generation = await self._wait_for_placement(placements, timeout)
+            await self._wait_for_running(statuses, replica_id, generation, timeout)
         finally:
             await placements.unsubscribe()
             await statuses.unsubscribe()
@@ -174,6 +179,37 @@ class Demo:
             raise ContinuumError(f"invoking {FUNCTION_NAME} failed: {reply.error.message if reply.error else 'unknown error'}")
         self.report.invoke_result = reply.result
         self.say(f"Invoked ctm.fn.{FUNCTION_NAME} -> {reply.result} in {reply.duration_ms:.1f} ms")
+
+    async def _wait_for_placement(self, placements: Any, timeout: float) -> tuple[str, int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = await _next_message(placements, deadline, f"no start placement for {FUNCTION_NAME}; try `continuum explain {FUNCTION_NAME}`")
+            if msg.subject == subjects.PLACEMENT_FAILED:
+                continue
+            placement = decode(msg.data, Placement)
+            if placement.workload == FUNCTION_NAME and placement.action == "start":
+                self.report.placement_node = placement.node_id
+                self.say(
+                    f"Placement event on {msg.subject}: start {placement.replica_id} "
+                    f"(epoch {placement.epoch}, generation {placement.generation})."
+                )
+                return placement.replica_id, placement.generation
+
+    async def _wait_for_running(self, statuses: Any, replica_id: str, generation: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = await _next_message(statuses, deadline, f"replica {replica_id} did not reach running; see the agent log")
+            status = decode(msg.data, WorkloadStatus)
+            # Skip the replica's earlier life: a stop of the deployment this run replaced.
+            if status.replica_id != replica_id or (status.generation and status.generation < generation):
+                continue
+            cold_start = f" after a {status.cold_start_ms:.0f} ms cold start" if status.cold_start_ms else ""
+            self.say(f"Replica {status.replica_id} on node {status.node_id}: {status.state}{cold_start} {status.reason}".rstrip())
+            if status.state == "running":
+                self.report.cold_start_ms = status.cold_start_ms
+                return
+            if status.state == "failed":
+                raise ContinuumError(f"replica {status.replica_id} failed: {status.reason}")
 
     async def ingest_docs(self, timeout: float) -> None:
         self.say(f"\n[bold]2. Ingest the Python language reference into {COLLECTION}[/bold]")
