@@ -1,10 +1,10 @@
 """Structure-aware chunking measured in tokens of the embedding model's tokenizer.
 
-A chunk never crosses a heading: each section (a heading and the blocks up to
-the next heading of the same or a higher level) is packed on its own. Inside
-a section whole blocks are packed greedily; a block above the limit is split
-into sentences, and a sentence above the limit at word starts between
-tokens. Consecutive chunks of one section overlap by up to `overlap_tokens`
+A chunk never crosses a heading, because each section (a heading and the
+blocks up to the next heading of the same or a higher level) is packed on its
+own. Inside a section whole blocks are packed greedily. A block above the
+limit is split into sentences, and a sentence above the limit is split at
+word starts between tokens. Consecutive chunks of one section overlap by up to `overlap_tokens`
 tokens, cut at a word start.
 
 `token_count` is the length of the model input for the chunk text, the

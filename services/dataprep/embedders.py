@@ -35,7 +35,7 @@ class Embedder(Protocol):
     max_tokens: int
 
     def tokenizer(self) -> Tokenizer:
-        """The tokenizer that chunk sizes are counted in (no padding, no truncation)."""
+        """Return the tokenizer that chunk sizes are counted in (no padding, no truncation)."""
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         """Embed `texts` in order."""

@@ -1,7 +1,8 @@
 """Parsers from raw bytes to blocks: text, Markdown, HTML, PDF, JSON and JSON Lines.
 
-Every parser raises ParseError naming the document and the reason, so one
-bad file fails only itself.
+Every parser raises ParseError naming the document and the reason for the
+failures it expects. The pipeline turns any other exception into a
+ParseError too, so one bad file fails only itself.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class IngestPipeline:
                 raise DocumentError(ref.error or f"{ref.uri}: cannot be read", document=ref.uri)
             raw = await ref.read()
             try:
-                prepared = await asyncio.to_thread(self.prepare, raw, job.request)
+                prepared = await asyncio.to_thread(self._prepare_isolated, raw, job.request)
             finally:
                 raw.close()
             if prepared.document.checksum in job.seen_checksums:
@@ -118,6 +118,16 @@ class IngestPipeline:
             return
         status.documents_done += 1
         status.chunks += len(chunks)
+
+    def _prepare_isolated(self, raw: RawDocument, request: IngestRequest) -> PreparedDocument:
+        """Run `prepare`, turning an unexpected error into a ParseError so it fails only this document."""
+        try:
+            return self.prepare(raw, request)
+        except DocumentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - parsers can raise anything (RecursionError on deep JSON)
+            logger.error("unexpected error while parsing %s", raw.uri, exc_info=True)
+            raise ParseError(f"{raw.uri}: cannot parse: {type(exc).__name__}: {exc}", document=raw.uri) from exc
 
     def prepare(self, raw: RawDocument, request: IngestRequest) -> PreparedDocument:
         """Parse, clean and chunk one document (CPU-bound; runs in a worker thread)."""

@@ -37,7 +37,7 @@ class OpenAISettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class DataprepSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Where documents may be read from, which embedder runs, and job limits."""
+    """Data prep settings: the roots documents are read from, the embedder and job limits."""
 
     # Local paths in requests must resolve inside one of these directories.
     # Empty: the current working directory only.

@@ -1,7 +1,7 @@
 """Document sources: local roots, S3, the JetStream object store, inline text and pydoc topics.
 
-Listing and reading are separate, so a job knows its document count before
-it starts. A document that cannot be listed or read becomes a
+Listing and reading are separate, so a job reports its document count
+before it reads any document. A document that cannot be listed or read becomes a
 `SourceError` for that document only.
 """
 

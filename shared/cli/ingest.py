@@ -32,7 +32,7 @@ def build_request(
 ) -> IngestRequest:
     """Build the request; a local path becomes absolute, so the service resolves it the same way."""
     if not source and text is None:
-        raise typer.BadParameter("give a SOURCE (path, s3://bucket/prefix, objstore://bucket/prefix, pydoc:topics) or --text")
+        raise typer.BadParameter("missing SOURCE: give a path, s3://bucket/prefix, objstore://bucket/prefix or pydoc:topics, or use --text")
     try:
         subjects.validate_name(collection, kind="collection name")
     except SubjectError as exc:

@@ -60,6 +60,21 @@ async def test_directory_ingest_isolates_bad_documents(start_service, watcher_fa
     assert outside_status.errors[0].reason.endswith("add its directory to dataprep.roots")
 
 
+async def test_unexpected_parser_error_fails_one_document(start_service, watcher_factory, roots, unique):  # noqa: ANN001
+    # json.loads raises RecursionError, not JSONDecodeError, on very deep nesting.
+    (roots / "deep.json").write_text("[" * 200_000)
+    (roots / "good.md").write_text("# Good\n\nThis document still gets ingested.\n")
+    await start_service(DataprepSettings(roots=[str(roots)]))
+
+    async with watcher_factory(f"deep-{unique}") as watcher:
+        status = await watcher.run(request(f"deep-{unique}", str(roots), f"job-{unique}"))
+
+    assert status.state == "completed"
+    assert status.documents_done == 1
+    assert [Path(error.document).name for error in status.errors] == ["deep.json"]
+    assert "RecursionError" in status.errors[0].reason
+
+
 async def test_chunks_carry_metadata_and_model(start_service, watcher_factory, roots, unique, embedder):  # noqa: ANN001
     (roots / "guide.md").write_text("# Guide\n\n## Install\n\nRun the installer.\n")
     await start_service(DataprepSettings(roots=[str(roots)]))
