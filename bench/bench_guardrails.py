@@ -15,9 +15,9 @@ Detection: precision and recall per detector on labelled sets.
   bastioncorpus texts, so its figures are in-sample; the other sets are not.
 - PII: the sentence templates and fake identities that ship inside the
   `presidio-evaluator` package (0.3.2, MIT; install it with
-  `pip install --no-deps presidio-evaluator`), with emails and phone numbers
-  from its identity table and generated card numbers, IBANs, SSNs and IP
-  addresses, because the table's card numbers were saved in exponent form.
+  `pip install --no-deps presidio-evaluator`). Emails and phone numbers come
+  from its identity table. Card numbers, IBANs, SSNs and IP addresses are
+  generated, because the table's card numbers were saved in exponent form.
 - Secrets: a generated set of provider-format tokens and near misses.
 """
 

@@ -286,5 +286,5 @@ async def test_two_processes_split_stream_without_duplicates(nats_server_factory
     assert texts == sorted(f"question {index}" for index in range(count))
     assert first.consumer.processed > 0
     assert second.consumer.processed > 0
-    # The stream holds each input once and each output once.
+    # The stream contains each input once and each output once.
     assert stored.state.messages == 2 * count
