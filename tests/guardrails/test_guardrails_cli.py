@@ -80,3 +80,34 @@ async def test_cli_policy_set_applies_then_rejects(settings: Settings, start_gua
     entry = next(info for info in json.loads(listed[1]) if info["name"] == name)
     assert "unknown detector 'nosuch'" in entry["rejected_reason"]
     assert deleted[0] == 0
+
+
+async def test_service_process_serves_and_stops_on_sigterm(settings: Settings, tmp_path: Path) -> None:
+    config = tmp_path / "continuum.toml"
+    config.write_text("[guardrails]\nstream_mode = false\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "continuum.services.guardrails",
+        "--nats-url",
+        settings.nats.url,
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        code, stdout = 1, ""
+        for _ in range(60):
+            code, stdout, _ = await continuum(settings, "guard", "mail a@example.com", "--output", "json", "--timeout", "1")
+            if code == 0:
+                break
+            await asyncio.sleep(0.25)
+        assert code == 0
+        assert json.loads(stdout)["redacted_text"] == "mail [EMAIL]"
+    finally:
+        process.terminate()
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 0
+    assert b"service guardrails stopped" in output
