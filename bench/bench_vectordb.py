@@ -34,6 +34,7 @@ from bench.harness import Result, Timer, nats_server, summarize_ms
 from continuum.shared import bus, rpc, subjects
 from continuum.shared.config import NatsSettings, Settings
 from continuum.shared.schemas import (
+    encode,
     Chunk,
     ChunkBatch,
     CollectionRequest,
@@ -120,6 +121,28 @@ async def ingest(js: bus.JetStreamContext, vectors: np.ndarray) -> None:
             collection=COLLECTION, document_id=f"doc-{start}", doc_checksum="v1", model=MODEL, dimension=vectors.shape[1], chunks=chunks
         )
         await bus.publish(js, subjects.chunks(COLLECTION), batch, source="continuum/bench", event_id=f"bench-{start}")
+
+
+async def raw_echo_samples(nc: bus.NATS, queries: np.ndarray, *, reply_bytes: int) -> list[float]:
+    """Time plain request/reply to a bare nats-py responder process, with the query's payload sizes."""
+    subject = "bench.vectordb.echo"
+    responder = subprocess.Popen(
+        [sys.executable, "-m", "bench._vectordb_echo", nc.connected_url.geturl(), subject, str(reply_bytes)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert responder.stdout is not None
+        await asyncio.to_thread(responder.stdout.readline)
+        samples = []
+        for query in queries:
+            payload = encode(QueryRequest(collection=COLLECTION, vector=query.tolist(), k=10))
+            started = time.perf_counter()
+            await nc.request(subject, payload, timeout=5.0)
+            samples.append(time.perf_counter() - started)
+        return samples
+    finally:
+        responder.send_signal(signal.SIGTERM)
+        responder.wait(timeout=10)
 
 
 def recall(found: list[list[int]], exact: np.ndarray) -> float:
@@ -221,6 +244,8 @@ async def measure(nc: bus.NATS, js: bus.JetStreamContext, vectors: np.ndarray, q
         local_samples.append(time.perf_counter() - started)
         local_found.append(row_ids(found))
 
+    echo_samples = await raw_echo_samples(nc, queries, reply_bytes=len(encode(reply)))
+
     flat_samples = []
     for query in queries[:50]:
         started = time.perf_counter()
@@ -242,6 +267,9 @@ async def measure(nc: bus.NATS, js: bus.JetStreamContext, vectors: np.ndarray, q
         Result("query p99 over NATS", over_nats["p99"], "ms", "in-process LanceDB p99", local["p99"]),
         Result("query p50 inside the service", float(np.median(service_ms)), "ms", "in-process LanceDB p50", local["p50"],
                notes="`took_ms` from the reply: validation, filter translation, search and hit conversion, without NATS"),
+        Result("raw request/reply echo p50", summarize_ms(echo_samples)["p50"], "ms",
+               notes="nats-py request to a bare responder in another process, with the query's request and reply sizes; "
+               "the NATS and process-hop floor under the query latency"),
         Result("flat scan p50 (no index)", flat["p50"], "ms", "indexed in-process p50", local["p50"]),
         Result("recall@10 over NATS", nats_recall, "", goal=">= 0.95", met=nats_recall >= 0.95,
                notes="against exact cosine search with numpy on the same vectors"),

@@ -10,8 +10,8 @@ Every `maintenance_interval_s`, for each collection whose write lock is free:
   table for `cleanup_older_than_s`.
 
 Queries never take the write lock, and LanceDB readers keep using the
-versions they have open while maintenance commits new ones, so maintenance
-does not block queries; it only competes with them for CPU. Rows that are not in an index
+versions they have open while maintenance commits new ones. Maintenance
+therefore does not block queries, although it competes with them for CPU. Rows that are not in an index
 yet are still found, by a flat scan next to the index search.
 """
 
