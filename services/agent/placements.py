@@ -1,7 +1,9 @@
 """Reading this node's placement events: the replay at start and the durable consumer.
 
 The PLACEMENTS stream is the source of truth. At start the agent reads
-every event on `ctm.placement.<node_id>` with a short-lived consumer and
+every event on `ctm.placement.<node_id>` with a short-lived consumer named
+`agent-<node_id>-replay` (the only one besides its durable that the
+deployment's permissions let an agent create), deleted after use, and
 keeps the newest (epoch, generation) per replica id, which is the desired
 state for this node. Then the durable consumer `agent-<node_id>` delivers
 what arrives later, and what arrived while the agent was offline; events not
@@ -16,6 +18,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js import api as js_api
+from nats.js.errors import NotFoundError
 
 from continuum.shared import subjects
 from continuum.shared.errors import SchemaError
@@ -65,13 +68,19 @@ def replica_identity(payload: Any) -> tuple[str, str] | None:
 async def read_desired_state(js: JetStreamContext, node_id: str) -> dict[str, Placement]:
     """Return the newest valid placement per replica id among all stored events for `node_id`."""
     subject = subjects.placement(node_id)
+    name = replay_consumer_name(node_id)
+    # A consumer left by a crashed start has read part of the history already: start afresh.
+    await _delete_replay_consumer(js, name)
     config = js_api.ConsumerConfig(
+        name=name,
+        filter_subject=subject,
         deliver_policy=js_api.DeliverPolicy.ALL,
         ack_policy=js_api.AckPolicy.NONE,
         inactive_threshold=30.0,
     )
-    subscription = await js.pull_subscribe(subject, stream=STREAM, config=config)
+    await js.add_consumer(STREAM, config)
     newest: dict[str, Placement] = {}
+    subscription = await js.pull_subscribe_bind(durable=name, stream=STREAM)
     try:
         remaining = (await subscription.consumer_info()).num_pending
         while remaining > 0:
@@ -81,8 +90,23 @@ async def read_desired_state(js: JetStreamContext, node_id: str) -> dict[str, Pl
             remaining = messages[-1].metadata.num_pending
     finally:
         await subscription.unsubscribe()
+        # Without the delete, the server removes it after `inactive_threshold`.
+        await _delete_replay_consumer(js, name)
     logger.info("read the desired state of node %s: %d replicas", node_id, len(newest))
     return newest
+
+
+def replay_consumer_name(node_id: str) -> str:
+    return f"agent-{node_id}-replay"
+
+
+async def _delete_replay_consumer(js: JetStreamContext, name: str) -> None:
+    try:
+        await js.delete_consumer(STREAM, name)
+    except NotFoundError:
+        return
+    except Exception as exc:  # noqa: BLE001 - an undeleted consumer expires by itself
+        logger.warning("could not delete the replay consumer %s (%s: %s); it expires after 30s", name, type(exc).__name__, exc)
 
 
 def _keep_newest(newest: dict[str, Placement], data: bytes, sequence: int) -> None:
