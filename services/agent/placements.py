@@ -2,8 +2,8 @@
 
 The PLACEMENTS stream is the source of truth. At start the agent reads
 every event on `ctm.placement.<node_id>` with a short-lived consumer named
-`agent-<node_id>-replay` (the only one besides its durable that the
-deployment's permissions let an agent create), deleted after use, and
+`agent-<node_id>-replay` and deletes it after use. Besides its durable, this
+is the only consumer the deployment's permissions let an agent create. It
 keeps the newest (epoch, generation) per replica id, which is the desired
 state for this node. Then the durable consumer `agent-<node_id>` delivers
 what arrives later, and what arrived while the agent was offline; events not
@@ -69,7 +69,7 @@ async def read_desired_state(js: JetStreamContext, node_id: str) -> dict[str, Pl
     """Return the newest valid placement per replica id among all stored events for `node_id`."""
     subject = subjects.placement(node_id)
     name = replay_consumer_name(node_id)
-    # A consumer left by a crashed start has read part of the history already: start afresh.
+    # A consumer left by a crashed start has already read part of the history, so start afresh.
     await _delete_replay_consumer(js, name)
     config = js_api.ConsumerConfig(
         name=name,
@@ -106,7 +106,9 @@ async def _delete_replay_consumer(js: JetStreamContext, name: str) -> None:
     except NotFoundError:
         return
     except Exception as exc:  # noqa: BLE001 - an undeleted consumer expires by itself
-        logger.warning("could not delete the replay consumer %s (%s: %s); it expires after 30s", name, type(exc).__name__, exc)
+        logger.warning(
+            "failed to delete the replay consumer %s (%s: %s); the server removes it after 30s idle", name, type(exc).__name__, exc
+        )
 
 
 def _keep_newest(newest: dict[str, Placement], data: bytes, sequence: int) -> None:
