@@ -67,6 +67,14 @@ def print_check(reply: GuardCheckReply) -> None:
 async def check_text(text: str, policy: str, stage: str, timeout: float) -> GuardCheckReply:
     async with common.connection() as (nc, _):
         request = GuardCheckRequest(text=text, stage=stage, policy=policy)  # type: ignore[arg-type]
+        try:
+            return await call(nc, subjects.guard("check"), request, GuardCheckReply, timeout=timeout)
+        except ApiCallError as exc:
+            if exc.error.code != "unavailable":
+                raise
+        # A just-started nats-server has answered a first request with "no responders" while the
+        # service was subscribed, so try once more before reporting the service as unavailable.
+        await asyncio.sleep(0.2)
         return await call(nc, subjects.guard("check"), request, GuardCheckReply, timeout=timeout)
 
 
@@ -102,10 +110,9 @@ async def set_policy(name: str, text: str, timeout: float) -> tuple[int, GuardPo
             try:
                 reply = await call(nc, subjects.guard("policies"), GuardPoliciesRequest(name=name), GuardPoliciesReply, timeout=2.0)
             except ApiCallError as exc:
-                if exc.error.code == "unavailable":
-                    return revision, None
-                if exc.error.code != "not_found":
+                if exc.error.code not in ("unavailable", "not_found"):
                     raise
+                # Keep polling: the service may still be applying the revision, or not running yet.
                 reply = GuardPoliciesReply()
             for info in reply.policies:
                 if info.revision >= revision or (info.rejected_revision or 0) >= revision:
