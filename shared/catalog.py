@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from continuum.shared import schemas
+from continuum.shared.schemas.hook import DeliveryAttempt, DeliveryTask
+from continuum.shared.schemas.scheduler_api import AutoscaleReply, DeployReply, DeployRequest
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,21 @@ CHANNELS: tuple[Channel, ...] = (
             "workflow, any client", "guardrails", schemas.GuardCheckRequest, reply=schemas.GuardCheckReply, kind="request"),
     Channel("hook", "ctm.hook.{source}.{event}", "Verified inbound webhook.",
             "bridge", "anyone", schemas.WebhookEvent, "HOOKS"),
+    Channel("webhookDelivery", "ctm.webhook.delivery.{subscription}", "Outbound webhook delivery task for one subscription.",
+            "bridge (fan-out)", "bridge (delivery)", DeliveryTask, "WEBHOOK_DELIVERIES"),
+    Channel("webhookAttempt", "ctm.webhook.attempt.{subscription}", "Record of one outbound delivery attempt.",
+            "bridge", "CLI (`continuum webhooks deliveries`)", DeliveryAttempt, "WEBHOOK_ATTEMPTS"),
     Channel("dlq", "ctm.dlq.{stream}", "Messages that could not be processed, with the error.",
             "any service", "operators", schemas.DeadLetter, "DLQ"),
     Channel("vectorQuery", "ctm.vector.query", "Similarity, full-text or hybrid query.",
             "workflow, CLI, any client", "vectordb", schemas.QueryRequest, reply=schemas.QueryReply, kind="request"),
     Channel("ragAsk", "ctm.rag.ask", "Retrieval-augmented answer with citations.",
             "CLI, any client", "workflow", schemas.AskRequest, reply=schemas.AskReply, kind="request"),
-    Channel("api", "ctm.api.{endpoint}", "Management API (deploy, scale, get, drain, explain, ...).",
-            "CLI, agents", "scheduler, bridge", None, kind="request"),
+    Channel("apiDeploy", "ctm.api.deploy", "Create or update a workload from its spec.",
+            "CLI, any client", "scheduler", DeployRequest, reply=DeployReply, kind="request"),
+    Channel("apiAutoscale", "ctm.api.autoscale", "An agent asks for more replicas of a busy function.",
+            "agent", "scheduler", schemas.ScaleRequest, reply=AutoscaleReply, kind="request"),
+    Channel("api", "ctm.api.{endpoint}", "Other management endpoints: delete, scale, get, workloads, nodes, node, "
+            "cordon, uncordon, drain, explain, webhooks_add, webhooks_list, webhooks_remove, webhooks_deliveries.",
+            "CLI", "scheduler, bridge", None, kind="request"),
 )

@@ -57,3 +57,11 @@ def test_asyncapi_lists_every_channel_once():
 
     assert sorted(addresses) == sorted(channel.subject for channel in CHANNELS)
     assert len(set(addresses)) == len(addresses)
+
+
+def test_committed_config_reference_is_current():
+    from continuum.shared.configref import splice_reference
+
+    page = (DOCS / "operations.md").read_text()
+
+    assert splice_reference(page) == page, "run `continuum docs generate`"
