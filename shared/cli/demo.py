@@ -87,7 +87,7 @@ class DemoQuestion(msgspec.Struct, kw_only=True):
 
 
 class DemoReport(msgspec.Struct, kw_only=True):
-    """What the demo did, for `--output json` and for the end-to-end tests."""
+    """Record of the demo run, for `--output json` and for the end-to-end tests."""
 
     node_id: str = ""
     placement_node: str = ""
@@ -132,7 +132,7 @@ class Demo:
             console.print(text)
 
     async def wait_for_platform(self, timeout: float) -> None:
-        """Wait until every required service answers `$SRV.PING` and one node is ready."""
+        """Wait until every required service replies to `$SRV.PING` and one node is ready."""
         deadline = time.monotonic() + timeout
         missing: list[str] = list(REQUIRED_SERVICES)
         while time.monotonic() < deadline:

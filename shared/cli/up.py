@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
         live: bool = typer.Option(True, "--live/--no-live", help="Show a live status view."),
         demo: bool = typer.Option(False, "--demo", help="Run the end-to-end demo once the services are up."),
     ) -> None:
-        """Start NATS (embedded if none answers), provision, and run every service until Ctrl-C."""
+        """Start NATS (embedded if none is reachable), provision, and run every service until Ctrl-C."""
         unknown = [name for name in service or [] if name not in SERVICE_NAMES]
         if unknown:
             raise typer.BadParameter(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
