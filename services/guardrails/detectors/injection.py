@@ -96,14 +96,17 @@ RULES: tuple[Rule, ...] = (
     Rule("system_prompt_extraction", 0.85, ('everything', 'all', 'text', 'words', 'content'), _rule(r"\b(?:repeat|print|output|copy|reproduce|show) (?:me )?(?:everything|all|the text|the words|every ?thing|the content) (?:\w+ )?(?:above|before|preceding|prior|in your context)"), requires=('above', 'before', 'preceding', 'prior', 'context')),
     Rule("system_prompt_extraction", 0.75, ('given',), _rule(r"\b(?:exact |verbatim )?instructions you (?:were|have been) given\b"), requires=('instructions',)),
     Rule("system_prompt_extraction", 0.6, ('prompt', 'system message'), _rule(r"\byour (?:system prompt|initial prompt|pre-?prompt|system message)\b")),
-    Rule("system_prompt_extraction", 0.85, ('anweisungen', 'instructions', 'instrucciones', 'istruzioni'), _rule(r"\b(?:verrate|zeige|gib) (?:mir )?(?:deine|ihre) system ?anweisungen|\b(?:révèle|montre)(?:-moi)? (?:tes|vos) instructions (?:système|systeme)|\b(?:revela|muestra) (?:tus|sus) instrucciones del sistema|\b(?:rivela|mostra) (?:le tue|le sue) istruzioni di sistema")),
+    Rule("system_prompt_extraction", 0.85, ("anweisungen",), _rule(r"\b(?:verrate|zeige|gib) (?:mir )?(?:deine|ihre) system ?anweisungen")),
+    Rule("system_prompt_extraction", 0.85, ("instructions",), _rule(r"\b(?:révèle|montre)(?:-moi)? (?:tes|vos) instructions (?:système|systeme)"), requires=("révèle", "montre")),
+    Rule("system_prompt_extraction", 0.85, ("instrucciones",), _rule(r"\b(?:revela|muestra) (?:tus|sus) instrucciones del sistema")),
+    Rule("system_prompt_extraction", 0.85, ("istruzioni",), _rule(r"\b(?:rivela|mostra) (?:le tue|le sue) istruzioni di sistema")),
     # Fake chat-template markers and role headers inside user text or documents.
     Rule("delimiter_injection", 0.8, ('<|',), re.compile(r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|>")),
     Rule("delimiter_injection", 0.7, ('system>', 'sys>', 'inst]', '<<sys>>'), re.compile(r"</?(?:system|system_prompt|sys)>|\[/?inst\]|<<sys>>")),
     Rule("delimiter_injection", 0.6, ('system', 'assistant'), re.compile(r"(?m)^\s*(?:#{1,3}\s*)?(?:system|system note|system message|assistant) ?:\s")),
     Rule("delimiter_injection", 0.6, ('end of',), _rule(r"\bend of (?:user|system) (?:input|prompt|instructions|message)\b")),
     # Indirect injection addressed to the model inside retrieved content.
-    Rule("indirect_injection", 0.7, ('note', 'message', 'notice', 'attention', 'important', 'instruction'), _rule(r"\b(?:note|message|notice|attention|important|instructions?) (?:to|for) (?:the |any |all )?(?:ai|bot|assistant|llm|model|chatbot|agent|language model)s?\b"), requires=('ai', 'bot', 'assistant', 'llm', 'model', 'agent')),
+    Rule("indirect_injection", 0.7, ('note', 'message', 'notice', 'attention', 'important', 'instruction'), _rule(r"\b(?:note|message|notice|attention|important|instructions?) (?:to|for) (?:the |any |all )?(?:ai|bot|assistant|llm|model|chatbot|agent|language model)s?\b"), requires=(' ai', 'bot', 'assistant', 'llm', 'model', 'agent')),
     Rule("indirect_injection", 0.7, ('reading', 'processing', 'reviewing', 'summari'), _rule(r"\b(?:if you are|as) an? (?:ai|llm|language model|ai assistant|ai agent|assistant) (?:reading|processing|reviewing|summari[sz]ing)\b")),
     Rule("indirect_injection", 0.7, ('reading', 'processing', 'integrating', 'reviewing'), _rule(r"\b(?:ai|llm) (?:assistants?|agents?|models?|systems?)(?: \w+){0,3} (?:reading|processing|integrating|reviewing) this\b")),
     Rule("indirect_injection", 0.6, ('tell', 'inform', 'mention', 'alert', 'notify'), _rule(r"\b(?:do not|don't|never) (?:tell|inform|mention (?:this )?to|alert|notify) (?:the )?user\b")),
@@ -145,8 +148,8 @@ _UNICODE_ESCAPES = re.compile(r"(?:\\u[0-9A-Fa-f]{4}){4,}")
 _ROT13_WORDS = ("vtaber", "qvfertneq", "cerivbhf", "vafgehpgvbaf", "flfgrz", "cebzcg", "sbetrg", "erirny")
 # ignore, instructions, prompt, previous, written backwards.
 _REVERSED_WORDS = ("erongi", "snoitcurtsni", "tpmorp", "suoiverp")
-# A digit that stands for a letter sits next to letters: "ign0re", "1nstructions".
-_LEET = re.compile(r"[013457](?=[a-z])|(?<=[a-z])[013457]")
+# Stems that most injections contain; see `_whole_text_candidates`.
+_KEY_WORDS = ("ignor", "disregard", "forget", "instruction", "previous", "prompt", "system", "reveal", "restriction", "jailbr")
 _NOT_PLAIN_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]")
 _LEET_TABLE = str.maketrans("013457@$", "oieastas")
 
@@ -315,11 +318,15 @@ class InjectionDetector:
             candidates.append(("rot13", 0, len(text), codecs.decode(text, "rot13")))
         if any(word in lowered for word in _REVERSED_WORDS):
             candidates.append(("reversed", 0, len(text), text[::-1]))
-        if len(_LEET.findall(lowered)) >= 3:
-            candidates.append(("leetspeak", 0, len(text), lowered.translate(_LEET_TABLE)))
+        translated = lowered.translate(_LEET_TABLE)
+        # Leetspeak matters only when undoing it reveals a key word that the text did not contain.
+        if any(word in translated and word not in lowered for word in _KEY_WORDS):
+            candidates.append(("leetspeak", 0, len(text), translated))
         tokens = lowered.split()
         if _has_letter_run(tokens):
-            candidates.append(("spaced-letter", 0, len(text), _join_letter_runs(tokens)))
+            joined = _join_letter_runs(tokens)
+            if any(word in joined and word not in lowered for word in _KEY_WORDS):
+                candidates.append(("spaced-letter", 0, len(text), joined))
         return candidates
 
     def _decode_candidates(self, text: str) -> list[tuple[str, int, int, str]]:
