@@ -45,6 +45,13 @@ class PlacementContext:
         self.cluster = cluster
         self.spec = spec
         self.exclude = exclude
+        resources = spec.resources
+        self.runtime = spec.runtime
+        self.cpu_millis = resources.cpu_millis
+        self.memory_mb = resources.memory_mb
+        self.gpus = resources.gpus
+        self.gpu_model = resources.gpu_model.lower() if resources.gpu_model else ""
+        self.selector = tuple(spec.node_selector.items())
         self._spread_minimum: int | None = None
         self._data_sites: frozenset[str] | None = None
 
@@ -117,8 +124,8 @@ class PlacementEngine:
 
         start = self._next_start % total if total else 0
         examined = 0
-        for offset in range(total):
-            node = nodes[(start + offset) % total]
+        for index in range(start, start + total):
+            node = nodes[index - total if index >= total else index]
             examined += 1
             for check in filters:
                 reason = check(ctx, node)
@@ -133,32 +140,52 @@ class PlacementEngine:
 
         if not feasible:
             return Decision(None, total, 0, reasons)
-        ranked = self._score(ctx, replica_id, feasible, keep_details=explain)
-        feasible_count = len(feasible) if examined == total else len(feasible) + (total - examined)
-        return Decision(ranked[0][0], total, feasible_count if explain else len(feasible), reasons, ranked if explain else [])
+        if explain:
+            ranked = self._rank(ctx, replica_id, feasible)
+            return Decision(ranked[0][0], total, len(feasible), reasons, ranked)
+        return Decision(self._pick(ctx, replica_id, feasible), total, len(feasible), reasons)
 
-    def _score(
-        self, ctx: PlacementContext, replica_id: str, feasible: list[NodeState], *, keep_details: bool
-    ) -> list[tuple[str, float, dict[str, float]]]:
+    def _totals(
+        self, ctx: PlacementContext, feasible: list[NodeState], details: list[dict[str, float]] | None
+    ) -> tuple[list[float], float]:
+        """Return each candidate's weighted sum of normalised scores, and the sum of the weights."""
         plugins = active_scores(ctx)
         totals = [0.0] * len(feasible)
-        details: list[dict[str, float]] = [{} for _ in feasible] if keep_details else []
         for name, plugin, weight in plugins:
-            raw = [plugin(ctx, node) for node in feasible]
+            raw = plugin(ctx, feasible)
             low, high = min(raw), max(raw)
             if high == low:
                 continue
             scale = 100.0 / (high - low)
-            for index, value in enumerate(raw):
-                normalised = (value - low) * scale
-                totals[index] += weight * normalised
-                if keep_details:
-                    details[index][name] = round(normalised, 2)
-
+            weighted = weight * scale
+            totals = [total + (value - low) * weighted for total, value in zip(totals, raw)]
+            if details is not None:
+                for detail, value in zip(details, raw):
+                    detail[name] = round((value - low) * scale, 2)
         weight_sum = sum(weight for _, _, weight in plugins) or 1.0
+        return totals, weight_sum
+
+    def _pick(self, ctx: PlacementContext, replica_id: str, feasible: list[NodeState]) -> str:
+        """Return the best candidate without sorting: the top score, ties broken by the CRC32 of replica and node id."""
+        totals, weight_sum = self._totals(ctx, feasible, None)
+        best = round(max(totals) / weight_sum, 4)
+        # Scores are compared rounded to 4 decimals, as `_rank` shows them. Rounding is monotonic,
+        # so only totals near the maximum need the exact check.
+        floor = (best - 0.0001) * weight_sum
+        tied = [node for node, total in zip(feasible, totals) if total >= floor and round(total / weight_sum, 4) == best]
+        if len(tied) == 1:
+            return tied[0].node_id
+        # zlib.crc32 continues from a running value, so this equals the CRC32 of "<replica_id>/<node_id>".
+        replica_crc = zlib.crc32(replica_id.encode())
+        return min(tied, key=lambda node: zlib.crc32(node.tie_suffix, replica_crc)).node_id
+
+    def _rank(self, ctx: PlacementContext, replica_id: str, feasible: list[NodeState]) -> list[tuple[str, float, dict[str, float]]]:
+        """Return every candidate with its total and per-plugin scores, best first, in the order `_pick` uses."""
+        details: list[dict[str, float]] = [{} for _ in feasible]
+        totals, weight_sum = self._totals(ctx, feasible, details)
         ranked = []
-        for index, node in enumerate(feasible):
+        for node, total, detail in zip(feasible, totals, details):
             tie_break = zlib.crc32(f"{replica_id}/{node.node_id}".encode())
-            ranked.append((node.node_id, round(totals[index] / weight_sum, 4), details[index] if keep_details else {}, tie_break))
+            ranked.append((node.node_id, round(total / weight_sum, 4), detail, tie_break))
         ranked.sort(key=lambda item: (-item[1], item[3]))
         return [(node_id, total, detail) for node_id, total, detail, _ in ranked]

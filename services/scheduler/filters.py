@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 Filter = Callable[["PlacementContext", NodeState], str | None]
 
 
-def node_ready(ctx: PlacementContext, node: NodeState) -> str | None:
+def node_fits(ctx: PlacementContext, node: NodeState) -> str | None:
+    """Check the node's own state and free resources: ready, runtime, selector, taints, GPUs, CPU, memory.
+
+    These checks run for every spec on every examined node, so they share one
+    call, and the spec's side is prepared once per decision in `ctx`.
+    """
     if node.node_id in ctx.exclude:
         return "excluded after failures"
     if node.status != "ready":
@@ -28,51 +33,28 @@ def node_ready(ctx: PlacementContext, node: NodeState) -> str | None:
         return "node cordoned"
     if node.draining:
         return "node draining"
-    return None
+    if ctx.runtime not in node.runtimes:
+        return f"no {ctx.runtime} runtime"
 
-
-def runtime(ctx: PlacementContext, node: NodeState) -> str | None:
-    if ctx.spec.runtime not in node.runtimes:
-        return f"no {ctx.spec.runtime} runtime"
-    return None
-
-
-def node_selector(ctx: PlacementContext, node: NodeState) -> str | None:
-    labels = node.labels
-    for key, value in ctx.spec.node_selector.items():
-        if labels.get(key) != value:
-            return "node selector mismatch"
-    return None
-
-
-def taints(ctx: PlacementContext, node: NodeState) -> str | None:
-    for taint in node.taints:
-        if taint.effect == "PreferNoSchedule":
-            continue
+    if ctx.selector:
+        labels = node.labels
+        for key, value in ctx.selector:
+            if labels.get(key) != value:
+                return "node selector mismatch"
+    for taint in node.hard_taints:
         if not ctx.tolerates(taint):
             return f"untolerated taint {taint.key}"
-    return None
 
-
-def gpus(ctx: PlacementContext, node: NodeState) -> str | None:
-    wanted = ctx.spec.resources
-    if node.gpus == 0:
-        return "no GPU"
-    if wanted.gpu_model and not any(wanted.gpu_model.lower() in model.lower() for model in node.gpu_models):
-        return f"no {wanted.gpu_model} GPU"
-    if node.gpus - node.reserved_gpus < wanted.gpus:
-        return "insufficient GPU"
-    return None
-
-
-def cpu(ctx: PlacementContext, node: NodeState) -> str | None:
-    if node.cpu_millis - node.reserved_cpu < ctx.spec.resources.cpu_millis:
+    if ctx.gpus:
+        if node.gpus == 0:
+            return "no GPU"
+        if ctx.gpu_model and not any(ctx.gpu_model in model.lower() for model in node.gpu_models):
+            return f"no {ctx.spec.resources.gpu_model} GPU"
+        if node.gpus - node.reserved_gpus < ctx.gpus:
+            return "insufficient GPU"
+    if node.cpu_millis - node.reserved_cpu < ctx.cpu_millis:
         return "insufficient CPU"
-    return None
-
-
-def memory(ctx: PlacementContext, node: NodeState) -> str | None:
-    if node.memory_mb - node.reserved_memory < ctx.spec.resources.memory_mb:
+    if node.memory_mb - node.reserved_memory < ctx.memory_mb:
         return "insufficient memory"
     return None
 
@@ -121,13 +103,7 @@ def _domain(node: NodeState, key: str) -> str:
 def build_filters(ctx: PlacementContext) -> list[Filter]:
     """Return the filters that apply to this spec; checks a spec does not ask for are left out."""
     spec = ctx.spec
-    chosen: list[Filter] = [node_ready, runtime]
-    if spec.node_selector:
-        chosen.append(node_selector)
-    chosen.append(taints)
-    if spec.resources.gpus > 0:
-        chosen.append(gpus)
-    chosen.extend((cpu, memory))
+    chosen: list[Filter] = [node_fits]
     if spec.latency is not None:
         chosen.append(latency)
     if spec.spread is not None:

@@ -71,11 +71,13 @@ class NodeState:
         "cpu_millis", "memory_mb", "gpus", "rtt", "boot_id", "seq", "sent_at",
         "interval_s", "last_seen", "status", "cordoned", "draining", "cordon_reason",
         "reserved_cpu", "reserved_memory", "reserved_gpus", "replicas", "rtt_violations",
-        "collections", "buckets",
+        "collections", "buckets", "hard_taints", "soft_taints", "nats_rtt_ms", "tie_suffix",
     )
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
+        # CRC32 input after the replica id for the deterministic tie-break (see PlacementEngine).
+        self.tie_suffix = f"/{node_id}".encode()
         self.zone = ""
         self.site = ""
         self.labels: dict[str, str] = {}
@@ -105,6 +107,10 @@ class NodeState:
         self.rtt_violations: dict[tuple[str, str], float] = {}
         self.collections: frozenset[str] = frozenset()
         self.buckets: frozenset[str] = frozenset()
+        # Derived from `taints` and `rtt` once per report, so placement does not recompute them per decision.
+        self.hard_taints: tuple[Taint, ...] = ()
+        self.soft_taints: tuple[Taint, ...] = ()
+        self.nats_rtt_ms: float | None = None
 
     @property
     def schedulable(self) -> bool:

@@ -70,12 +70,15 @@ class NodeRegistry:
         node.site = report.site
         node.labels = report.labels
         node.taints = report.taints
+        node.hard_taints = tuple(taint for taint in report.taints if taint.effect != "PreferNoSchedule")
+        node.soft_taints = tuple(taint for taint in report.taints if taint.effect == "PreferNoSchedule")
         node.runtimes = frozenset(report.runtimes)
         node.gpu_models = tuple(gpu.model for gpu in report.gpus)
         node.cpu_millis = report.allocatable.cpu_millis
         node.memory_mb = report.allocatable.memory_mb
         node.gpus = report.allocatable.gpus
         node.rtt = {(sample.kind, sample.target): sample.rtt_ms for sample in report.rtt}
+        node.nats_rtt_ms = _nats_rtt(node.rtt)
         node.collections = _label_set(report.labels, COLLECTIONS_LABEL)
         node.buckets = _label_set(report.labels, BUCKETS_LABEL)
         node.last_seen = self.clock()
@@ -187,6 +190,14 @@ class NodeRegistry:
         log("node %s: %s -> %s", node.node_id, old, status, extra={"node_id": node.node_id})
         for handler in self.on_transition:
             handler(node, old, status)
+
+
+def _nats_rtt(rtt: dict[tuple[str, str], float]) -> float | None:
+    """Return the RTT to the NATS server the agent reports, else the lowest RTT to any NATS target."""
+    direct = rtt.get(("nats", "nats"))
+    if direct is not None:
+        return direct
+    return min((value for (kind, _), value in rtt.items() if kind == "nats"), default=None)
 
 
 def _label_set(labels: dict[str, str], key: str) -> frozenset[str]:

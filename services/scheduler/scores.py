@@ -15,64 +15,83 @@ from continuum.services.scheduler.model import NodeState
 if TYPE_CHECKING:
     from continuum.services.scheduler.engine import PlacementContext
 
-Score = Callable[["PlacementContext", NodeState], float]
+# A plugin returns one raw value per candidate, in the candidates' order. It takes the whole
+# list so that each plugin is one loop over plain attributes, not one call per node.
+Score = Callable[["PlacementContext", list[NodeState]], list[float]]
 
 # RTT used for a node without a measurement, in ms: worse than any real edge link.
 UNMEASURED_RTT_MS = 10_000.0
 
 
-def _free_fraction(ctx: PlacementContext, node: NodeState) -> float:
-    wanted = ctx.spec.resources
-    cpu = (node.cpu_millis - node.reserved_cpu - wanted.cpu_millis) / node.cpu_millis if node.cpu_millis else 0.0
-    memory = (node.memory_mb - node.reserved_memory - wanted.memory_mb) / node.memory_mb if node.memory_mb else 0.0
-    return (cpu + memory) / 2
+def _free_fractions(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
+    """Return each node's free CPU fraction plus free memory fraction after this replica (0 to 2)."""
+    cpu, memory = ctx.cpu_millis, ctx.memory_mb
+    return [
+        ((node.cpu_millis - node.reserved_cpu - cpu) / node.cpu_millis if node.cpu_millis else 0.0)
+        + ((node.memory_mb - node.reserved_memory - memory) / node.memory_mb if node.memory_mb else 0.0)
+        for node in nodes
+    ]
 
 
-def least_allocated(ctx: PlacementContext, node: NodeState) -> float:
-    return _free_fraction(ctx, node)
+def least_allocated(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
+    return _free_fractions(ctx, nodes)
 
 
-def most_allocated(ctx: PlacementContext, node: NodeState) -> float:
-    return -_free_fraction(ctx, node)
+def most_allocated(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
+    return [-value for value in _free_fractions(ctx, nodes)]
 
 
-def low_latency(ctx: PlacementContext, node: NodeState) -> float:
+def low_latency(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
     """RTT to the latency constraint's target, else to the NATS server the agent reports."""
     constraint = ctx.spec.latency
-    if constraint is not None:
-        rtt = node.rtt_to(constraint.kind, constraint.target)
-    else:
-        rtt = node.rtt.get(("nats", "nats"))
-        if rtt is None and node.rtt:
-            rtt = min((value for (kind, _), value in node.rtt.items() if kind == "nats"), default=None)
-    return -(rtt if rtt is not None else UNMEASURED_RTT_MS)
+    values = []
+    for node in nodes:
+        rtt = node.rtt_to(constraint.kind, constraint.target) if constraint is not None else node.nats_rtt_ms
+        values.append(-(rtt if rtt is not None else UNMEASURED_RTT_MS))
+    return values
 
 
-def spread_replicas(ctx: PlacementContext, node: NodeState) -> float:
+def spread_replicas(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
     """Fewer replicas of this workload in the node's zone, then on the node itself."""
-    name = ctx.spec.name
-    zone_key = ctx.spec.spread.topology_key if ctx.spec.spread else "zone"
-    domain = node.zone if zone_key == "zone" else node.site
-    return -(ctx.cluster.count(name, zone_key, domain) * 10 + ctx.cluster.count(name, "node", node.node_id))
+    counts = ctx.cluster.placed.get(ctx.spec.name)
+    if not counts:
+        return [0.0] * len(nodes)
+    by_zone = ctx.spec.spread is None or ctx.spec.spread.topology_key == "zone"
+    key = "zone" if by_zone else "site"
+    return [
+        -(counts.get((key, node.zone if by_zone else node.site), 0) * 10 + counts.get(("node", node.node_id), 0))
+        for node in nodes
+    ]
 
 
-def preferred_affinity(ctx: PlacementContext, node: NodeState) -> float:
-    total = 0.0
-    for term in ctx.spec.affinity:
-        if not term.required and ctx.cluster.count(term.workload, term.topology_key, _domain(node, term.topology_key)):
-            total += 1
-    for term in ctx.spec.anti_affinity:
-        if not term.required and ctx.cluster.count(term.workload, term.topology_key, _domain(node, term.topology_key)):
-            total -= 1
-    return total
+def preferred_affinity(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
+    values = []
+    for node in nodes:
+        total = 0.0
+        for term in ctx.spec.affinity:
+            if not term.required and ctx.cluster.count(term.workload, term.topology_key, _domain(node, term.topology_key)):
+                total += 1
+        for term in ctx.spec.anti_affinity:
+            if not term.required and ctx.cluster.count(term.workload, term.topology_key, _domain(node, term.topology_key)):
+                total -= 1
+        values.append(total)
+    return values
 
 
-def data_locality(ctx: PlacementContext, node: NodeState) -> float:
-    return 1.0 if node.site and node.site in ctx.data_sites() else 0.0
+def data_locality(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
+    sites = ctx.data_sites()
+    return [1.0 if node.site and node.site in sites else 0.0 for node in nodes]
 
 
-def prefer_no_schedule(ctx: PlacementContext, node: NodeState) -> float:
-    return -sum(1 for taint in node.taints if taint.effect == "PreferNoSchedule" and not ctx.tolerates(taint))
+def prefer_no_schedule(ctx: PlacementContext, nodes: list[NodeState]) -> list[float]:
+    values = []
+    for node in nodes:
+        untolerated = 0
+        for taint in node.soft_taints:
+            if not ctx.tolerates(taint):
+                untolerated += 1
+        values.append(-untolerated)
+    return values
 
 
 def _domain(node: NodeState, key: str) -> str:

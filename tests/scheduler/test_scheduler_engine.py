@@ -140,3 +140,19 @@ def test_invalid_spec_lists_every_problem() -> None:
         "latency.target",
         "latency.max_rtt_ms",
     ]
+
+
+def test_pick_matches_explain_ranking() -> None:
+    reports = [telemetry(f"same-{index}") for index in range(20)]
+    reports += [telemetry(f"big-{index}", cpu_millis=8000, memory_mb=16384, zone="zone-b") for index in range(5)]
+    cluster, engine = build(*reports)
+    spec = WorkloadSpec(name="w", artifact="a", replicas=40)
+    cluster.specs["w"] = spec
+
+    for index in range(40):
+        replica_id = f"w-{index}"
+        ranked = engine.decide(spec, replica_id, explain=True)
+        picked = engine.decide(spec, replica_id)
+        assert picked.node_id == ranked.node_id, replica_id
+        assert picked.node_id is not None
+        cluster.reserve("w", replica_id, picked.node_id)
