@@ -126,6 +126,9 @@ async def start_service(
                 metadata={"description": endpoint.description} if endpoint.description else None,
             )
         )
+    # Subscriptions reach the server asynchronously; flush so a request sent right
+    # after this returns finds a responder instead of "no responders".
+    await nc.flush()
     logger.info("service %s %s started with %d endpoints", name, version, len(endpoints))
     return service
 
