@@ -1,0 +1,1 @@
+"""Built-in guardrail policies, shipped as YAML files beside this module."""
