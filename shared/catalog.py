@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from continuum.shared import schemas
+from continuum.shared.schemas.guard import GuardPoliciesReply, GuardPoliciesRequest
 from continuum.shared.schemas.hook import DeliveryAttempt, DeliveryTask
 from continuum.shared.schemas.scheduler_api import AutoscaleReply, DeployReply, DeployRequest
 
@@ -62,6 +63,8 @@ CHANNELS: tuple[Channel, ...] = (
             "guardrails", "operators", schemas.GuardAudit, "GUARD"),
     Channel("guardCheck", "ctm.guard.check", "Check a text against a policy.",
             "workflow, any client", "guardrails", schemas.GuardCheckRequest, reply=schemas.GuardCheckReply, kind="request"),
+    Channel("guardPolicies", "ctm.guard.policies", "List the guardrail policies in force and rejected updates.",
+            "CLI", "guardrails", GuardPoliciesRequest, reply=GuardPoliciesReply, kind="request"),
     Channel("hook", "ctm.hook.{source}.{event}", "Verified inbound webhook.",
             "bridge", "anyone", schemas.WebhookEvent, "HOOKS"),
     Channel("webhookDelivery", "ctm.webhook.delivery.{subscription}", "Outbound webhook delivery task for one subscription.",
