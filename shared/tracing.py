@@ -20,7 +20,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +77,22 @@ def _attributes(subject: str, operation: str, message_id: str | None) -> dict[st
 
 @contextlib.contextmanager
 def producer_span(subject: str, headers: dict[str, str], message_id: str | None = None) -> Iterator[Span]:
-    """Open a PRODUCER span for a publish and inject its context into `headers`."""
-    with tracer().start_as_current_span(
-        f"send {subject}", kind=SpanKind.PRODUCER, attributes=_attributes(subject, "send", message_id)
-    ) as span:
-        propagate.inject(headers)
+    """Open a PRODUCER span for a publish and inject its context into `headers`.
+
+    The span is not made current: nothing runs inside a publish that needs it
+    as a parent, and attaching a context costs a noticeable share of a
+    publish on the hot path.
+    """
+    span = tracer().start_span(f"send {subject}", kind=SpanKind.PRODUCER, attributes=_attributes(subject, "send", message_id))
+    try:
+        propagate.inject(headers, context=trace.set_span_in_context(span))
         yield span
+    except BaseException as exc:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)))
+        raise
+    finally:
+        span.end()
 
 
 @contextlib.contextmanager
