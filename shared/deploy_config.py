@@ -36,6 +36,7 @@ from typing import Literal
 from continuum.shared import subjects
 from continuum.shared.config import load_settings
 from continuum.shared.errors import ConfigError, ContinuumError, SubjectError
+from continuum.shared.topology import find_consumer
 
 ACCOUNT = "CONTINUUM"
 SYSTEM_ACCOUNT = "SYS"
@@ -145,8 +146,12 @@ def micro_service(*endpoint_subjects: str) -> Permissions:
 
 # Every client reads replies (PubAcks, request replies, pulled messages) on
 # its inbox and checks at start-up that the declared topology exists.
+# A subscription without a stream name (the scheduler's ordered consumers)
+# looks its stream up by subject through STREAM.NAMES.
 def client_base(domain: str) -> Permissions:
-    return Permissions(js_api(domain, "INFO", "STREAM.INFO.*", "CONSUMER.INFO.*.*"), ("_INBOX.>",), allow_responses=True)
+    return Permissions(
+        js_api(domain, "INFO", "STREAM.NAMES", "STREAM.INFO.*", "CONSUMER.INFO.*.*"), ("_INBOX.>",), allow_responses=True
+    )
 
 
 # Roles -------------------------------------------------------------------
@@ -163,6 +168,8 @@ def agent_permissions(node_id: str, domain: str, functions: Iterable[str] = ("*"
             subjects.ALL_WORKLOAD_STATUS,
             # RTT probes to other agents.
             "ctm.agent.*.ping",
+            # Requests for more replicas of a busy function.
+            subjects.api("autoscale"),
         ),
         subscribe=(subjects.agent_ping(node_id), *function_subjects),
         allow_responses=True,
@@ -202,72 +209,103 @@ def dead_letters(*streams: str) -> Permissions:
     return Permissions(tuple(subjects.dlq(stream) for stream in streams), ())
 
 
+def declared_durable(domain: str, durable: str) -> Permissions:
+    """Use a durable consumer that `continuum provision` declares, with its declared filter only."""
+    spec = find_consumer(durable)
+    filter_subject = spec.filter_subjects[0] if len(spec.filter_subjects) == 1 else None
+    return durable_access(domain, spec.stream, durable, filter_subject)
+
+
+def micro_endpoints(prefix: str, *names: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}.{name}" for name in names)
+
+
+# Endpoints each service registers, as its code names them.
+SCHEDULER_ENDPOINTS = micro_endpoints(
+    "ctm.api",
+    "deploy", "delete", "scale", "get", "workloads", "nodes", "node", "cordon", "uncordon", "drain", "explain", "autoscale",
+)
+BRIDGE_ENDPOINTS = micro_endpoints("ctm.api", "webhooks_add", "webhooks_list", "webhooks_remove", "webhooks_deliveries")
+VECTORDB_ENDPOINTS = micro_endpoints("ctm.vector", "query", "collections", "stats", "delete_document", "drop", "maintain")
+GUARDRAILS_ENDPOINTS = micro_endpoints("ctm.guard", "check", "policies")
+WORKFLOW_ENDPOINTS = ("ctm.rag.*",)
+BRIDGE_FAN_OUT = ("bridge-placements", "bridge-ingest-status", "bridge-guard-blocked", "bridge-hooks", "bridge-deliveries")
+
+
 def service_permissions(role: str, domain: str) -> Permissions:
-    """Permissions of one control-plane role; raises ConfigError for an unknown role."""
+    """Permissions of one control-plane role; raises ConfigError for an unknown role.
+
+    Each grant follows what the service's code does; the services only read
+    the topology at start-up, which `continuum provision` (admin) creates.
+    """
     base = client_base(domain)
     if role == "admin":
         # The CLI provisions the topology, manages workloads and reads everything.
         return Permissions((">",), (">",))
     if role == "scheduler":
+        # Ordered consumers on telemetry, lifecycle and status; key-value
+        # watchers and writes; placements published to agents.
         return (
-            base.union(Permissions(
-                publish=(subjects.ALL_PLACEMENTS, subjects.PLACEMENT_FAILED, FUNCTION_WILDCARD),
-                subscribe=(subjects.ALL_TELEMETRY, subjects.ALL_LIFECYCLE, subjects.ALL_WORKLOAD_STATUS),
-            ))
-            .union(micro_service("ctm.api.>"))
-            .union(durable_access(domain, "WORKLOAD_STATUS", "scheduler-status"))
-            .union(durable_access(domain, "NODES", "scheduler-nodes"))
+            base.union(Permissions(publish=(subjects.ALL_PLACEMENTS, subjects.PLACEMENT_FAILED), subscribe=()))
+            .union(micro_service(*SCHEDULER_ENDPOINTS))
             .union(ordered_consumer_access(domain, "TELEMETRY"))
-            .union(ordered_consumer_access(domain, "PLACEMENTS"))
-            # Agents' placement consumers are created by the scheduler when a node says hello.
-            .union(Permissions(js_api(domain, "CONSUMER.CREATE.PLACEMENTS.>", "CONSUMER.DELETE.PLACEMENTS.>"), ()))
+            .union(ordered_consumer_access(domain, "NODES"))
+            .union(ordered_consumer_access(domain, "WORKLOAD_STATUS"))
             .union(kv_access(domain, "ctm-workloads", write=True))
             .union(kv_access(domain, "ctm-nodes", write=True))
             .union(kv_access(domain, "ctm-scheduler", write=True))
-            .union(object_access(domain, "ctm-artifacts", write=True))
-            .union(dead_letters("WORKLOAD_STATUS", "NODES", "TELEMETRY"))
+            .union(kv_access(domain, "ctm-bindings", write=True))
         )
     if role == "dataprep":
         return (
             base.union(Permissions(publish=(subjects.ALL_INGEST_STATUS, subjects.ALL_CHUNKS), subscribe=()))
-            .union(micro_service(subjects.EMBED, "ctm.api.ingest", "ctm.api.ingest-*"))
-            .union(durable_access(domain, "INGEST", "dataprep"))
-            .union(object_access(domain, "ctm-documents", write=True))
+            .union(micro_service(subjects.EMBED))
+            .union(declared_durable(domain, "dataprep"))
+            .union(object_access(domain, "ctm-documents", write=False))
             .union(dead_letters("INGEST"))
         )
     if role == "vectordb":
         return (
-            base.union(micro_service("ctm.vector.*"))
+            base.union(micro_service(*VECTORDB_ENDPOINTS))
+            # Query texts are embedded by the data prep service.
             .union(Permissions(publish=(subjects.EMBED,), subscribe=()))
-            .union(durable_access(domain, "CHUNKS", "vectordb"))
+            .union(declared_durable(domain, "vectordb"))
+            # One committing writer per collection: a lock key per collection.
+            .union(kv_access(domain, "ctm-vectordb-locks", write=True))
             .union(dead_letters("CHUNKS"))
         )
     if role == "guardrails":
         return (
             base.union(Permissions(publish=("ctm.guard.out.*", "ctm.guard.blocked.*", "ctm.guard.audit.*"), subscribe=()))
-            .union(micro_service("ctm.guard.*"))
-            .union(durable_access(domain, "GUARD", "guardrails"))
-            .union(kv_access(domain, "ctm-guard-policies", write=True))
+            .union(micro_service(*GUARDRAILS_ENDPOINTS))
+            .union(declared_durable(domain, "guardrails"))
+            # Policies are written by the CLI; the service only watches them.
+            .union(kv_access(domain, "ctm-guard-policies", write=False))
             .union(dead_letters("GUARD"))
         )
     if role == "bridge":
-        # Outbound webhooks may subscribe to any platform event, so the bridge reads all of `ctm.>`.
-        return (
-            base.union(Permissions(publish=(subjects.ALL_HOOKS,), subscribe=("ctm.>",)))
-            .union(micro_service("ctm.api.webhook", "ctm.api.webhook-*", "ctm.api.webhooks", "ctm.api.webhooks-*"))
-            .union(kv_access(domain, "ctm-webhook-subscriptions", write=True))
-            .union(Permissions(js_api(domain, "CONSUMER.CREATE.*.>", "CONSUMER.MSG.NEXT.*.bridge-*", "CONSUMER.DELETE.*.bridge-*"), ()))
-            .union(Permissions(("$JS.ACK.*.bridge-*.>", "$JS.ACK.*.*.*.bridge-*.>", "$JS.FC.>"), ()))
-            .union(dead_letters("HOOKS"))
-        )
-    if role == "workflow":
-        # Workflows call the other services and functions, and serve the RAG endpoints.
+        # Inbound hooks, outbound fan-out through durable consumers, deliveries and their attempt records.
+        durables = Permissions((), ())
+        for durable in BRIDGE_FAN_OUT:
+            durables = durables.union(declared_durable(domain, durable))
+        streams = sorted({find_consumer(durable).stream for durable in BRIDGE_FAN_OUT})
         return (
             base.union(Permissions(
-                publish=(subjects.EMBED, subjects.INGEST, "ctm.vector.*", "ctm.guard.*", "ctm.guard.in.*", FUNCTION_WILDCARD),
-                subscribe=("ctm.guard.out.*", "ctm.guard.blocked.*"),
+                publish=(subjects.ALL_HOOKS, subjects.ALL_WEBHOOK_DELIVERIES, subjects.ALL_WEBHOOK_ATTEMPTS), subscribe=()
             ))
-            .union(micro_service("ctm.rag.*", "ctm.api.workflow", "ctm.api.workflow-*"))
+            .union(micro_service(*BRIDGE_ENDPOINTS))
+            .union(durables)
+            .union(kv_access(domain, "ctm-webhook-subscriptions", write=True))
+            # `webhooks_deliveries` reads attempt records through a short-lived consumer.
+            .union(ordered_consumer_access(domain, "WEBHOOK_ATTEMPTS"))
+            .union(Permissions(js_api(domain, "CONSUMER.MSG.NEXT.WEBHOOK_ATTEMPTS.*"), ()))
+            .union(dead_letters(*streams))
+        )
+    if role == "workflow":
+        # The RAG workflow checks questions with guardrails and queries the vector DB.
+        return (
+            base.union(Permissions(publish=(subjects.guard("check"), subjects.vector("query")), subscribe=()))
+            .union(micro_service(*WORKFLOW_ENDPOINTS))
         )
     raise ConfigError(f"unknown role {role!r}; choose one of: {', '.join(SERVICE_ROLES)}", key="role")
 

@@ -9,8 +9,7 @@ import nats.errors
 import pytest
 
 from continuum.shared import subjects
-from continuum.shared.config import JetStreamSettings
-from continuum.shared.topology import ConsumerSpec, consumer_config, provision
+from continuum.shared.topology import ConsumerSpec, consumer_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,19 +36,6 @@ class ErrorLog:
                 await self.changed.wait()
 
         return await asyncio.wait_for(_search(), timeout)
-
-
-@pytest.fixture(scope="module")
-def provisioned(deployment):
-    async def _provision() -> None:
-        nc = await deployment.connect("admin")
-        try:
-            await provision(nc.jetstream(), JetStreamSettings(replicas=3))
-        finally:
-            await nc.close()
-
-    asyncio.run(_provision())
-    return deployment
 
 
 async def test_agent_publish_other_node_telemetry_rejected(provisioned):
@@ -147,7 +133,7 @@ async def test_agent_telemetry_from_leaf_stored_in_hub(provisioned):
 
 async def test_function_on_leaf_invocable_from_hub(provisioned):
     agent = await provisioned.connect("agent-edge-1", leaf=True)
-    caller = await provisioned.connect("workflow")
+    caller = await provisioned.connect("admin")
 
     async def _handle_invocation(msg):
         await msg.respond(b"echo:" + msg.data)
@@ -191,7 +177,7 @@ async def test_agent_answers_ping_from_other_agent(provisioned):
     assert reply == b"edge-1"
 
 
-async def test_scheduler_uses_its_buckets_and_consumers(provisioned):
+async def test_scheduler_uses_its_buckets_and_streams(provisioned):
     errors = ErrorLog()
     scheduler = await provisioned.connect("scheduler", error_cb=errors.record)
     js = scheduler.jetstream()
@@ -199,14 +185,14 @@ async def test_scheduler_uses_its_buckets_and_consumers(provisioned):
         lease = await js.key_value("ctm-scheduler")
         revision = await lease.put("leader", b"scheduler-test")
         entry = await lease.get("leader")
+        bindings = await js.key_value("ctm-bindings")
+        await bindings.put("probe", b"{}")
+        await bindings.delete("probe")
 
         await js.publish(subjects.PLACEMENT_FAILED, b'{"probe": "failed"}')
-        nodes = await js.pull_subscribe_bind(durable="scheduler-nodes", stream="NODES")
-        with pytest.raises(nats.errors.TimeoutError):
-            await nodes.fetch(1, timeout=0.5)
-        telemetry = await scheduler.subscribe(subjects.ALL_TELEMETRY)
+        lifecycle = await js.subscribe(subjects.ALL_LIFECYCLE, ordered_consumer=True)
+        await lifecycle.unsubscribe()
         await scheduler.flush()
-        await telemetry.unsubscribe()
     finally:
         await scheduler.close()
 
