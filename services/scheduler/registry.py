@@ -166,19 +166,29 @@ class NodeRegistry:
 
     # Liveness -------------------------------------------------------------------
 
-    def check_liveness(self) -> None:
-        """Move nodes to suspect or lost; nothing is lost before the startup grace has passed."""
+    def check_liveness(self) -> float | None:
+        """Move nodes to suspect or lost; nothing is lost before the startup grace has passed.
+
+        Return the clock time of the next possible transition (None when no node can change),
+        so the caller can check again exactly then instead of one reconcile interval later.
+        """
         now = self.clock()
-        grace_over = now - self.observing_since
+        settings = self.settings
+        next_change: float | None = None
         for node in self.nodes.values():
             if node.status in ("lost", "gone"):
                 continue
-            silent = now - node.last_seen
-            intervals = silent / node.interval_s
-            if intervals >= self.settings.lost_after_intervals and grace_over >= self.settings.lost_after_intervals * node.interval_s:
+            lost_at = max(node.last_seen, self.observing_since) + settings.lost_after_intervals * node.interval_s
+            suspect_at = node.last_seen + settings.suspect_after_intervals * node.interval_s
+            if now >= lost_at:
                 self._transition(node, "lost")
-            elif intervals >= self.settings.suspect_after_intervals and node.status == "ready":
+                continue
+            if now >= suspect_at and node.status == "ready":
                 self._transition(node, "suspect")
+            change_at = lost_at if node.status == "suspect" else min(suspect_at, lost_at)
+            if next_change is None or change_at < next_change:
+                next_change = change_at
+        return next_change
 
     def _transition(self, node: NodeState, status: str) -> None:
         old = node.status

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 PUBLISH_BATCH = 256
+# Added to a liveness deadline before waking, in seconds, so the check runs just after it, not just before.
+LIVENESS_SLACK_S = 0.002
 
 
 class SchedulerService:
@@ -155,14 +157,20 @@ class SchedulerService:
     # Reconcile ------------------------------------------------------------------
 
     async def _reconcile_loop(self) -> None:
+        next_change: float | None = None
         while not self._stop.is_set():
+            timeout = self.settings.reconcile_interval_s
+            if next_change is not None:
+                # Wake when the next node can turn suspect or lost, so a dead node's replicas
+                # are re-placed without waiting for the rest of the interval.
+                timeout = min(timeout, max(0.0, next_change - self.registry.clock()) + LIVENESS_SLACK_S)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.reconcile_interval_s)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             if self._stop.is_set():
                 break
             try:
-                self.registry.check_liveness()
+                next_change = self.registry.check_liveness()
                 if self.leading and self.lease.valid:
                     await self._reconcile_pass()
             except LeadershipLostError as exc:
@@ -265,8 +273,10 @@ class SchedulerService:
             return
         binding.state = status.state
         binding.reason = status.reason
-        if status.state in ("running", "idle"):
-            binding.failures = 0 if status.state == "running" and binding.failures and binding.retry_at == 0.0 else binding.failures
+        if status.state == "running" and binding.retry_at == 0.0:
+            # NOTE: the crash-loop count restarts at the first `running`, so a replica that
+            # crashes soon after each start is always retried after the initial backoff.
+            binding.failures = 0
         self._dirty.add(status.workload)
         self._wake.set()
 

@@ -1,0 +1,49 @@
+"""Liveness transitions of the node registry on a hand-driven clock."""
+
+from __future__ import annotations
+
+from conftest import telemetry
+
+from continuum.services.scheduler.registry import NodeRegistry
+from continuum.services.scheduler.settings import SchedulerSettings
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_liveness_returns_next_transition_time() -> None:
+    clock = ManualClock()
+    registry = NodeRegistry(SchedulerSettings(suspect_after_intervals=2, lost_after_intervals=3), clock=clock)
+    registry.apply_telemetry(telemetry("n1", interval_s=1.0))
+
+    clock.now = 100.5
+    assert registry.check_liveness() == 102.0
+    assert registry.nodes["n1"].status == "ready"
+
+    clock.now = 102.0
+    assert registry.check_liveness() == 103.0
+    assert registry.nodes["n1"].status == "suspect"
+
+    clock.now = 103.0
+    assert registry.check_liveness() is None
+    assert registry.nodes["n1"].status == "lost"
+
+
+def test_liveness_waits_out_startup_grace() -> None:
+    clock = ManualClock()
+    registry = NodeRegistry(SchedulerSettings(suspect_after_intervals=2, lost_after_intervals=3), clock=clock)
+    registry.apply_telemetry(telemetry("n1", interval_s=1.0))
+    registry.observing_since = 102.5
+
+    clock.now = 104.0
+    assert registry.check_liveness() == 105.5
+    assert registry.nodes["n1"].status == "suspect"
+
+    clock.now = 105.5
+    registry.check_liveness()
+    assert registry.nodes["n1"].status == "lost"
