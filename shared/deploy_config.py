@@ -255,6 +255,8 @@ def service_permissions(role: str, domain: str) -> Permissions:
             .union(kv_access(domain, "ctm-nodes", write=True))
             .union(kv_access(domain, "ctm-scheduler", write=True))
             .union(kv_access(domain, "ctm-bindings", write=True))
+            # Undecodable reports are dead-lettered.
+            .union(dead_letters("TELEMETRY", "NODES", "WORKLOAD_STATUS"))
         )
     if role == "dataprep":
         return (
