@@ -13,17 +13,21 @@ a PubAck.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import nats.errors
+import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from continuum.shared import subjects
 from continuum.shared.config import JetStreamSettings
+from continuum.shared.errors import BusError
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +138,6 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         "Guardrails processes share this consumer for stream mode.",
         filter_subjects=("ctm.guard.in.*",),
     ),
-    ConsumerSpec("WORKLOAD_STATUS", "scheduler-status", "The scheduler observes replica state.", deliver_policy="new"),
-    ConsumerSpec("NODES", "scheduler-nodes", "The scheduler observes agent lifecycle.", deliver_policy="new"),
     # The bridge fans platform events out to webhook subscriptions; each
     # consumer starts at new events so a fresh install sends no history.
     ConsumerSpec(
@@ -342,12 +344,22 @@ async def provision(
 ) -> ProvisionReport:
     """Create or update every declared stream, consumer and bucket; safe to run any number of times."""
     report = ProvisionReport()
-    for stream in streams:
-        await ensure_stream(js, stream, settings, report)
-    for consumer in consumers:
-        await ensure_consumer(js, consumer, report)
-    for bucket in buckets:
-        await ensure_bucket(js, bucket, settings, report)
+    steps = [
+        *((("stream", stream.name), ensure_stream(js, stream, settings, report)) for stream in streams),
+        *((("consumer", f"{c.stream}/{c.durable}"), ensure_consumer(js, c, report)) for c in consumers),
+        *((("bucket", bucket.name), ensure_bucket(js, bucket, settings, report)) for bucket in buckets),
+    ]
+    for index, ((kind, name), step) in enumerate(steps):
+        try:
+            await step
+        except (asyncio.TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            for _, pending in steps[index + 1 :]:
+                pending.close()
+            raise BusError(
+                f"provisioning {kind} {name} failed ({type(exc).__name__}: {exc}); these credentials may not create "
+                f"or update it: run `continuum provision` with admin credentials, and give every service the "
+                f"same [jetstream] settings as the admin"
+            ) from exc
     return report
 
 
