@@ -87,8 +87,13 @@ def register(app: typer.Typer) -> None:
     def describe_node(name: str, output: OutputFormat = OUTPUT_OPTION) -> None:
         """Show a node's resources, labels, RTTs and replicas."""
         node = common.run(_api("node", NameRequest(name=name), NodeView))
+        status = node.status
+        if node.cordoned:
+            status += " (cordoned)"
+        if node.draining:
+            status += " (draining)"
         rows = [
-            ["status", node.status + (" (cordoned)" if node.cordoned else "") + (" (draining)" if node.draining else "")],
+            ["status", status],
             ["zone / site", f"{node.zone} / {node.site}"],
             ["allocatable", f"{node.allocatable.cpu_millis}m CPU, {node.allocatable.memory_mb} MiB, {node.allocatable.gpus} GPU"],
             ["reserved", f"{node.reserved.cpu_millis}m CPU, {node.reserved.memory_mb} MiB, {node.reserved.gpus} GPU"],
@@ -150,7 +155,11 @@ def _node_action(app: typer.Typer, action: str, text: str) -> None:
 
 
 def _node_row(node: NodeView) -> list[Any]:
-    status = node.status + (",cordoned" if node.cordoned else "") + (",draining" if node.draining else "")
+    status = node.status
+    if node.cordoned:
+        status += ",cordoned"
+    if node.draining:
+        status += ",draining"
     return [
         node.node_id,
         status,
