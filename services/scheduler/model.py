@@ -29,6 +29,22 @@ class Binding(msgspec.Struct, kw_only=True):
     retry_at: float = 0.0
     moved_at: float = 0.0
     reason: str = ""
+    # Wall-clock time of the first `running` report since the last failure; 0 when none.
+    running_since: float = 0.0
+
+    def crash_backoff(self, now: float, *, initial: float, maximum: float, reset_after: float) -> float:
+        """Count one more failure and return the delay, in seconds, before the replica is placed again.
+
+        The delay doubles per failure up to `maximum`. A replica that ran for
+        `reset_after` seconds before it failed starts again at `initial`, so
+        only a crash loop backs off. `now` is wall-clock time (time.time()).
+        """
+        if self.running_since and now - self.running_since >= reset_after:
+            self.failures = 0
+        self.running_since = 0.0
+        delay = min(initial * 2**self.failures, maximum)
+        self.failures += 1
+        return delay
 
 
 class WorkloadBindings(msgspec.Struct, kw_only=True):

@@ -115,8 +115,12 @@ class Reconciler:
             return self._move(spec, binding, events, reason=f"node {node.node_id} {node.status}", handover=False)
         if binding.state == "failed":
             if binding.retry_at == 0.0:
-                delay = min(self.settings.crash_backoff_initial_s * 2 ** binding.failures, self.settings.crash_backoff_max_s)
-                binding.failures += 1
+                delay = binding.crash_backoff(
+                    time.time(),
+                    initial=self.settings.crash_backoff_initial_s,
+                    maximum=self.settings.crash_backoff_max_s,
+                    reset_after=self.settings.crash_reset_after_s,
+                )
                 binding.retry_at = now + delay
                 logger.warning(
                     "replica %s failed on %s (%d failures); re-placing in %.1fs",

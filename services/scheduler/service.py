@@ -9,6 +9,7 @@ leader writes bindings and publishes placement events.
 from __future__ import annotations
 
 import asyncio
+import time
 import contextlib
 import logging
 
@@ -273,10 +274,8 @@ class SchedulerService:
             return
         binding.state = status.state
         binding.reason = status.reason
-        if status.state == "running" and binding.retry_at == 0.0:
-            # NOTE: the crash-loop count restarts at the first `running`, so a replica that
-            # crashes soon after each start is always retried after the initial backoff.
-            binding.failures = 0
+        if status.state == "running" and not binding.running_since:
+            binding.running_since = time.time()
         self._dirty.add(status.workload)
         self._wake.set()
 

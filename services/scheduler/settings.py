@@ -28,6 +28,8 @@ class SchedulerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     # Failed replicas: crash-loop backoff before re-placing.
     crash_backoff_initial_s: float = 1.0
     crash_backoff_max_s: float = 300.0
+    # A replica that ran this long before failing is not in a crash loop: its backoff starts over.
+    crash_reset_after_s: float = 60.0
     # A latency-constrained replica moves after its node violates the constraint
     # for this long without a single sample back under the limit.
     rtt_violation_s: float = 10.0

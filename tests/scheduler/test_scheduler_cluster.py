@@ -17,6 +17,17 @@ async def deploy(harness: Harness, spec: WorkloadSpec) -> DeployReply:
     return await call(harness.nc, subjects.api("deploy"), DeployRequest(spec=spec), DeployReply)
 
 
+async def deploy_retrying(harness: Harness, spec: WorkloadSpec, attempts: int = 4) -> DeployReply:
+    """Deploy as a client does during a failover: a request that reached the killed leader times out, so retry."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await deploy(harness, spec)
+        except ApiCallError as exc:
+            if exc.error.code not in ("timeout", "unavailable") or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 def bound_nodes(scheduler, workload: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     bound = scheduler.cluster.bindings.get(workload)
     return {rid: b.node_id for rid, b in bound.replicas.items()} if bound else {}
@@ -137,7 +148,7 @@ async def test_leader_killed_mid_burst_no_duplicates(harness: Harness) -> None:
     specs = [WorkloadSpec(name=f"w{i}", artifact="a", replicas=3) for i in range(30)]
     await asyncio.gather(*(deploy(harness, spec) for spec in specs[:15]))
     await harness.kill(first)
-    await asyncio.gather(*(deploy(harness, spec) for spec in specs[15:]))
+    await asyncio.gather(*(deploy_retrying(harness, spec) for spec in specs[15:]))
     await eventually(lambda: second.leading, timeout=10)
     await eventually(lambda: all(len(bound_nodes(second, s.name)) == 3 for s in specs), timeout=15)
     await asyncio.sleep(0.5)

@@ -47,3 +47,29 @@ def test_liveness_waits_out_startup_grace() -> None:
     clock.now = 105.5
     registry.check_liveness()
     assert registry.nodes["n1"].status == "lost"
+
+
+def test_crash_backoff_doubles_in_crash_loop() -> None:
+    from continuum.services.scheduler.model import Binding
+
+    binding = Binding(replica_id="w-0", node_id="n1", epoch=1, generation=1)
+    delays = []
+    for second in range(4):
+        binding.running_since = 1000.0 + second * 10
+        delays.append(binding.crash_backoff(1000.0 + second * 10 + 2, initial=1.0, maximum=5.0, reset_after=60.0))
+
+    assert delays == [1.0, 2.0, 4.0, 5.0]
+    assert binding.failures == 4
+
+
+def test_crash_backoff_resets_after_long_run() -> None:
+    from continuum.services.scheduler.model import Binding
+
+    binding = Binding(replica_id="w-0", node_id="n1", epoch=1, generation=1, failures=3)
+    binding.running_since = 1000.0
+
+    delay = binding.crash_backoff(1000.0 + 61.0, initial=1.0, maximum=300.0, reset_after=60.0)
+
+    assert delay == 1.0
+    assert binding.failures == 1
+    assert binding.running_since == 0.0
