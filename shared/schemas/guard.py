@@ -59,7 +59,7 @@ class GuardAudit(Event, kw_only=True):
 
 
 class GuardedPayload(Event, kw_only=True):
-    """What stream mode republishes to `ctm.guard.blocked.<topic>`: the findings beside the original."""
+    """Message that stream mode republishes to `ctm.guard.blocked.<topic>`: the findings beside the original."""
 
     CE_TYPE = "continuum.guard.blocked.v1"
 
