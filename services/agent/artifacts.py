@@ -167,6 +167,9 @@ class ArtifactCache:
         return result.data or b""
 
     async def _fetch_s3(self, uri: str) -> bytes:
+        # NOTE: the whole object is read into memory, as in the object store path, so an
+        # artifact must fit in the agent's RAM. Streaming to the cache would need
+        # `fetch` and `_store` to hash and write chunks instead of one bytes value.
         from aiobotocore.session import get_session
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -184,6 +187,20 @@ class ArtifactCache:
                     return await body.read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
-            raise ArtifactError(f"cannot fetch artifact {uri!r} from S3: {code}", artifact=uri) from exc
+            raise ArtifactError(_describe_s3_error(uri, bucket, code), artifact=uri) from exc
         except BotoCoreError as exc:
             raise ArtifactError(f"cannot fetch artifact {uri!r} from S3: {exc}", artifact=uri) from exc
+
+
+def _describe_s3_error(uri: str, bucket: str, code: str) -> str:
+    """Turn an S3 error code into a failure reason that names the URI and the fix."""
+    if code in ("NoSuchKey", "404"):
+        return f"artifact {uri!r} not found in S3; upload it or fix the key in the spec's artifact"
+    if code == "NoSuchBucket":
+        return f"S3 bucket {bucket!r} of artifact {uri!r} not found; create it or fix the spec's artifact"
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return (
+            f"access to artifact {uri!r} denied by S3 ({code}); check the agent's AWS credentials "
+            f"and their read permission on bucket {bucket!r}"
+        )
+    return f"cannot fetch artifact {uri!r} from S3: {code}"
