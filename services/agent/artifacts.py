@@ -7,16 +7,20 @@ WASM magic bytes; anything else is Python source). Every artifact is
 verified against the spec's `artifact_digest` when one is set, and cached
 under `<state_dir>/artifacts/<sha256>/`, so a cached digest is never fetched
 again. Digests are written `sha256:<hex>`; the object store's own form
-`SHA-256=<base64url>` is accepted too.
+`SHA-256=<base64url>` is accepted too. Both sources are streamed to a file
+under `<state_dir>/artifacts/incoming/` in chunks, so a fetch never holds a
+whole artifact in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import logging
 import re
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ logger = logging.getLogger(__name__)
 ArtifactKind = Literal["python", "zip", "wasm"]
 
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,6 @@ class LocalArtifact:
     kind: ArtifactKind
     blob: Path
     directory: Path
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def normalize_digest(value: str) -> str:
@@ -68,6 +69,16 @@ def normalize_digest(value: str) -> str:
             f"invalid digest {value!r}: expected sha256:<64 hex digits> or SHA-256=<base64url>", artifact=value
         )
     return "sha256:" + hex_part
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as file:
+        return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def read_kind(path: Path) -> ArtifactKind:
+    with path.open("rb") as file:
+        return detect_kind(file.read(4))
 
 
 def detect_kind(data: bytes) -> ArtifactKind:
@@ -94,40 +105,45 @@ class ArtifactCache:
             if cached is not None:
                 return cached
 
-        if spec.artifact.startswith("s3://"):
-            data = await self._fetch_s3(spec.artifact)
-        else:
-            data = await self._fetch_object(spec.artifact)
+        incoming = self.root / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        partial = incoming / f"{uuid.uuid4().hex}.part"
+        try:
+            if spec.artifact.startswith("s3://"):
+                await self._fetch_s3(spec.artifact, partial)
+            else:
+                await self._fetch_object(spec.artifact, partial)
 
-        actual = sha256_digest(data)
-        if expected is not None and actual != expected:
-            raise ArtifactError(
-                f"artifact {spec.artifact!r} has digest {actual}, but the spec expects {expected}; push it again "
-                f"or fix artifact_digest",
-                artifact=spec.artifact,
-            )
-        return self._store(spec.artifact, actual, data)
+            actual = await asyncio.to_thread(file_digest, partial)
+            if expected is not None and actual != expected:
+                raise ArtifactError(
+                    f"artifact {spec.artifact!r} has digest {actual}, but the spec expects {expected}; push it again "
+                    f"or fix artifact_digest",
+                    artifact=spec.artifact,
+                )
+            return self._store(spec.artifact, actual, partial)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def _cached(self, name: str, digest: str) -> LocalArtifact | None:
         folder = self.root / digest.removeprefix("sha256:")
         blob = folder / "blob"
         if not blob.exists():
             return None
-        kind = detect_kind(blob.read_bytes()[:4])
+        kind = read_kind(blob)
         return LocalArtifact(name=name, digest=digest, kind=kind, blob=blob, directory=self._directory(folder, kind))
 
-    def _store(self, name: str, digest: str, data: bytes) -> LocalArtifact:
+    def _store(self, name: str, digest: str, partial: Path) -> LocalArtifact:
+        """Move a verified download into the cache; a concurrent fetch of the same digest may have done it first."""
         folder = self.root / digest.removeprefix("sha256:")
         folder.mkdir(parents=True, exist_ok=True)
-        kind = detect_kind(data)
         blob = folder / "blob"
         if not blob.exists():
-            partial = folder / "blob.tmp"
-            partial.write_bytes(data)
             partial.replace(blob)
+        kind = read_kind(blob)
         if kind == "zip":
             self._unpack(name, blob, folder / "unpacked")
-        logger.info("cached artifact %s (%s, %d bytes) as %s", name, kind, len(data), digest)
+        logger.info("cached artifact %s (%s, %d bytes) as %s", name, kind, blob.stat().st_size, digest)
         return LocalArtifact(name=name, digest=digest, kind=kind, blob=blob, directory=self._directory(folder, kind))
 
     @staticmethod
@@ -150,11 +166,16 @@ class ArtifactCache:
         except zipfile.BadZipFile as exc:
             raise ArtifactError(f"artifact {name!r} is not a valid zip file: {exc}", artifact=name) from exc
 
-    async def _fetch_object(self, name: str) -> bytes:
+    async def _fetch_object(self, name: str, target: Path) -> None:
         bucket = self.settings.artifact_bucket
         try:
             store = await self.js.object_store(bucket)
-            result = await store.get(name)
+            with target.open("wb") as file:
+                result = await store.get(name, writeinto=file)
+                # nats-py 2.16 returns the bytes of an object reached through a link in `data`
+                # instead of writing them to `writeinto`.
+                if result.data:
+                    file.write(result.data)
         except nats.js.errors.BucketNotFoundError as exc:
             raise ArtifactError(f"object store {bucket!r} does not exist; run `continuum provision`", artifact=name) from exc
         except nats.js.errors.ObjectNotFoundError as exc:
@@ -164,12 +185,8 @@ class ArtifactCache:
             ) from exc
         except nats.js.errors.DigestMismatchError as exc:
             raise ArtifactError(f"artifact {name!r} is corrupt in object store {bucket!r}: {exc}", artifact=name) from exc
-        return result.data or b""
 
-    async def _fetch_s3(self, uri: str) -> bytes:
-        # NOTE: the whole object is read into memory, as in the object store path, so an
-        # artifact must fit in the agent's RAM. Streaming to the cache would need
-        # `fetch` and `_store` to hash and write chunks instead of one bytes value.
+    async def _fetch_s3(self, uri: str, target: Path) -> None:
         from aiobotocore.session import get_session
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -184,7 +201,9 @@ class ArtifactCache:
             ) as client:
                 response = await client.get_object(Bucket=bucket, Key=key)
                 async with response["Body"] as body:
-                    return await body.read()
+                    with target.open("wb") as file:
+                        async for chunk in body.iter_chunks(_CHUNK_BYTES):
+                            file.write(chunk)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
             raise ArtifactError(_describe_s3_error(uri, bucket, code), artifact=uri) from exc

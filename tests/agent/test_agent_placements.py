@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
@@ -188,3 +189,21 @@ def _process_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_large_object_store_artifact_is_cached_intact(unique, start_agent, place, push_artifact, watch_status, call, function_source):
+    node, name = f"node-{unique}", f"big-{unique}"
+    # A 4 MiB comment block spans many object store chunks, which are written to disk one at a time.
+    padded = function_source + b"\n" + (b"# " + b"y" * 1022 + b"\n") * 4096
+    digest = "sha256:" + hashlib.sha256(padded).hexdigest()
+    await push_artifact(name, padded)
+    status = await watch_status(name)
+    agent = await start_agent(node)
+
+    await place(node, WorkloadSpec(name=name, artifact=name, artifact_digest=digest), f"{name}-r1")
+    await status.wait_for(f"{name}-r1", "running")
+    reply = await call(name, {"big": True})
+
+    assert reply["ok"] is True
+    assert (agent.artifacts.root / digest.removeprefix("sha256:") / "blob").read_bytes() == padded
+    assert list((agent.artifacts.root / "incoming").iterdir()) == []

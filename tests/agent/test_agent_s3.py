@@ -106,7 +106,7 @@ async def test_s3_wasm_artifact_is_invocable(unique, s3_endpoint, s3_bucket, sta
 async def test_s3_large_artifact_is_cached_intact(unique, s3_endpoint, s3_bucket, start_agent, place, watch_status, call, function_source):
     client, bucket = s3_bucket
     node, name = f"node-{unique}", f"big-{unique}"
-    # A comment block pads the source past several network reads, so a fetch that keeps only one chunk fails.
+    # An 8 MiB comment block spans several 1 MiB download chunks, so a fetch that drops or repeats one fails.
     padded = function_source + b"\n" + (b"# " + b"x" * 1022 + b"\n") * 8192
     client.put_object(Bucket=bucket, Key="big/handler.py", Body=padded)
     digest = "sha256:" + hashlib.sha256(padded).hexdigest()
@@ -120,26 +120,26 @@ async def test_s3_large_artifact_is_cached_intact(unique, s3_endpoint, s3_bucket
 
     assert reply["ok"] is True
     assert (cached / "blob").stat().st_size == len(padded)
-    assert sorted(path.name for path in cached.iterdir() if path.name.endswith(".tmp")) == []
+    assert list((agent.artifacts.root / "incoming").iterdir()) == []
 
 
 async def _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source):
-    """Start an agent with one healthy S3-backed replica and return the node and that workload's name."""
+    """Start an agent with one healthy S3-backed replica; return the agent, its node id and that workload's name."""
     client, bucket = s3_bucket
     node, other = f"node-{unique}", f"ok-{unique}"
     client.put_object(Bucket=bucket, Key="ok/handler.py", Body=function_source)
     other_status = await watch_status(other)
-    await _start_s3_agent(start_agent, s3_endpoint, node)
+    agent = await _start_s3_agent(start_agent, s3_endpoint, node)
     await place(node, WorkloadSpec(name=other, artifact=f"s3://{bucket}/ok/handler.py"), f"{other}-r1")
     await other_status.wait_for(f"{other}-r1", "running")
-    return node, other
+    return agent, node, other
 
 
 async def test_s3_wrong_digest_fails_replica(
     unique, s3_endpoint, s3_bucket, start_agent, place, watch_status, call, function_source
 ):
     client, bucket = s3_bucket
-    node, other = await _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source)
+    agent, node, other = await _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source)
     name = f"fn-{unique}"
     client.put_object(Bucket=bucket, Key="bad/handler.py", Body=function_source)
     status = await watch_status(name)
@@ -151,6 +151,7 @@ async def test_s3_wrong_digest_fails_replica(
     assert f"s3://{bucket}/bad/handler.py" in failed.reason
     assert wrong in failed.reason
     assert hashlib.sha256(function_source).hexdigest() in failed.reason
+    assert list((agent.artifacts.root / "incoming").iterdir()) == []
     assert (await call(other, {"still": "serving"}))["result"]["echo"] == {"still": "serving"}
 
 
@@ -158,7 +159,7 @@ async def test_s3_missing_key_fails_replica(
     unique, s3_endpoint, s3_bucket, start_agent, place, watch_status, call, function_source
 ):
     _, bucket = s3_bucket
-    node, other = await _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source)
+    _, node, other = await _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source)
     name = f"fn-{unique}"
     status = await watch_status(name)
 
@@ -171,7 +172,7 @@ async def test_s3_missing_key_fails_replica(
 
 
 async def test_s3_missing_bucket_fails_replica(unique, s3_endpoint, s3_bucket, start_agent, place, watch_status, call, function_source):
-    node, other = await _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source)
+    _, node, other = await _serving_other(unique, s3_bucket, start_agent, s3_endpoint, place, watch_status, function_source)
     name = f"fn-{unique}"
     status = await watch_status(name)
 
