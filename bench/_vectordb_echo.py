@@ -1,6 +1,10 @@
 """A raw nats-py responder that returns a fixed payload; the floor for request/reply between two processes.
 
-Run by bench_vectordb as `python -m bench._vectordb_echo URL SUBJECT REPLY_BYTES`.
+Run by bench_vectordb as `python -m bench._vectordb_echo URL SUBJECT REPLY_BYTES [WAIT_MS]`.
+With WAIT_MS the responder awaits `asyncio.sleep` that long before it
+answers, so that the caller and nats-server sit idle for as long as during a
+real query, and it reports the seconds it spent in the `x-handled-s` header
+for the caller to subtract.
 """
 
 from __future__ import annotations
@@ -8,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 
 import nats
 
 
-async def main(url: str, subject: str, reply_bytes: int) -> None:
+async def main(url: str, subject: str, reply_bytes: int, wait_ms: float) -> None:
     nc = await nats.connect(url)
     payload = b"x" * reply_bytes
 
     async def respond(msg: nats.aio.msg.Msg) -> None:
-        await msg.respond(payload)
+        started = time.perf_counter()
+        if wait_ms > 0:
+            await asyncio.sleep(wait_ms / 1000.0)
+        await nc.publish(msg.reply, payload, headers={"x-handled-s": repr(time.perf_counter() - started)})
 
     await nc.subscribe(subject, cb=respond)
     await nc.flush()
@@ -29,4 +37,4 @@ async def main(url: str, subject: str, reply_bytes: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4 else 0.0))
