@@ -1,10 +1,9 @@
 """A raw nats-py responder that returns a fixed payload; the floor for request/reply between two processes.
 
 Run by bench_vectordb as `python -m bench._vectordb_echo URL SUBJECT REPLY_BYTES [WAIT_MS]`.
-With WAIT_MS the responder awaits `asyncio.sleep` that long before it
-answers, so that the caller and nats-server sit idle for as long as during a
-real query, and it reports the seconds it spent in the `x-handled-s` header
-for the caller to subtract.
+With WAIT_MS the responder sleeps that long before it replies, so that the
+caller and nats-server are idle as long as during a real query. It reports
+the seconds it spent in the `x-handled-s` header for the caller to subtract.
 """
 
 from __future__ import annotations

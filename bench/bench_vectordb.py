@@ -12,8 +12,9 @@ The service runs as its own process (`python -m continuum.services.vectordb`)
 against a throwaway nats-server, so latency over NATS includes both hops
 and the service's decoding. The in-process baseline opens the same table
 with the same search settings in this process. The two are measured in
-alternating blocks of queries, and two bare request/reply figures give the
-NATS floor: one answered at once, one answered after the in-process p50.
+alternating blocks of queries. Two bare request/reply figures give the NATS
+floor: a responder that replies at once, and one that replies after waiting
+the in-process p50.
 """
 
 from __future__ import annotations
@@ -129,9 +130,9 @@ async def ingest(js: bus.JetStreamContext, vectors: np.ndarray) -> None:
 async def raw_echo_samples(nc: bus.NATS, queries: np.ndarray, *, reply_bytes: int, wait_ms: float = 0.0) -> list[float]:
     """Time plain request/reply to a bare nats-py responder process, with the query's payload sizes.
 
-    With `wait_ms` the responder sleeps that long before it answers, and the
-    time it reports spending is subtracted: what is left is the cost of the
-    hops after the caller, nats-server and the responder sat idle that long.
+    With `wait_ms` the responder sleeps that long before it replies, and the
+    time it reports is subtracted. The rest is the cost of the two hops after
+    the caller, nats-server and the responder were idle that long.
     """
     subject = "bench.vectordb.echo"
     responder = subprocess.Popen(
@@ -237,10 +238,9 @@ async def measure(nc: bus.NATS, js: bus.JetStreamContext, vectors: np.ndarray, q
         await rpc.call(nc, subjects.vector("query"), QueryRequest(collection=COLLECTION, vector=query.tolist(), k=10), QueryReply)
         await search_in_process(service_table, query, NPROBES, REFINE_FACTOR)
 
-    # Alternating blocks: while a NATS query runs, this process does nothing else, and
-    # load from other processes on the machine still hits both sides alike. Alternating
-    # query by query made both sides slower and widened the gap: the two processes'
-    # LanceDB thread pools and caches then compete on a 2-core machine.
+    # Alternating blocks keep this process idle during a NATS query, while load from other
+    # processes still hits both sides alike. Alternating single queries made both sides
+    # slower and widened the gap, because the two processes' LanceDB threads compete on 2 cores.
     nats_samples, nats_found, service_ms = [], [], []
     local_samples, local_found = [], []
     for start in range(0, len(queries), BLOCK):
@@ -285,9 +285,9 @@ async def measure(nc: bus.NATS, js: bus.JetStreamContext, vectors: np.ndarray, q
         Result("query p50 inside the service", float(np.median(service_ms)), "ms", "in-process LanceDB p50", local["p50"],
                notes="`took_ms` from the reply: validation, filter translation, search and hit conversion, without NATS"),
         Result("raw request/reply echo p50", summarize_ms(echo_samples)["p50"], "ms",
-               notes="nats-py request to a bare responder in another process, with the query's request and reply sizes, answered at once"),
-        Result("raw request/reply floor p50", floor, "ms", "raw echo answered at once", summarize_ms(echo_samples)["p50"],
-               notes=f"the same bare responder awaits {local_p50:.1f} ms (the in-process p50) before it answers, and that wait is "
+               notes="nats-py request to a bare responder in another process, with the query's request and reply sizes, replying at once"),
+        Result("raw request/reply floor p50", floor, "ms", "raw echo replying at once", summarize_ms(echo_samples)["p50"],
+               notes=f"the same bare responder awaits {local_p50:.1f} ms (the in-process p50) before it replies, and that wait is "
                "subtracted: the cost of the two hops once the caller and nats-server have sat idle as long as during a query"),
         Result("query p50 gap beyond the floor", over_nats["p50"] - local["p50"] - floor, "ms",
                notes="p50 over NATS minus in-process p50 minus the raw request/reply floor: what the service process adds"),
