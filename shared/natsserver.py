@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from continuum.shared.errors import NatsServerError
+from continuum.shared.process import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,16 @@ class EmbeddedNatsServer:
         command += ["-l", str(self.log_file), *self.extra_args]
 
         logger.info("starting nats-server", extra={"binary": str(binary), "store_dir": str(self.store_dir)})
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # A session of its own keeps a terminal's Ctrl-C away from the server, so the
+        # owner can stop its clients first; PR_SET_PDEATHSIG still stops it if the owner dies.
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         self._wait_ready(timeout)
         logger.info("nats-server ready", extra={"url": self.url, "pid": self.process.pid})
         return self

@@ -11,6 +11,7 @@ from nats.micro import Service as MicroService
 
 from continuum.services.bridge.access import AccessLog, access_logger
 from continuum.services.bridge.api import WebhooksApi
+from continuum.services.bridge.errors import SettingsError
 from continuum.services.bridge.inbound import InboundApp
 from continuum.services.bridge.outbound import Deliverer, FanOut
 from continuum.services.bridge.settings import BridgeSettings, load_bridge_settings
@@ -90,7 +91,14 @@ class BridgeService:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise SettingsError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+                f"stop what uses the port or set CONTINUUM_BRIDGE_PORT (or [bridge] port)"
+            ) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else settings.port

@@ -72,11 +72,20 @@ def test_up_starts_embedded_server_and_stops_cleanly(tmp_path, unused_tcp_port):
         assert any("Provisioned JetStream" in line for line in output)
         assert (tmp_path / "state" / "nats" / "jetstream").is_dir()
     finally:
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal signals the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
         remaining, _ = process.communicate(timeout=60)
 
     assert process.returncode == 0, remaining
     assert "Stopped." in remaining
+    assert remaining.index("all services stopped") < remaining.index("stopping nats-server")
+    server_log = (tmp_path / "state" / "nats" / "nats-server.log").read_text()
+    assert 'Trapped "terminated" signal' in server_log
+    assert 'Trapped "interrupt" signal' not in server_log, "Ctrl-C reached nats-server before the services stopped"
+    service_logs = {path.name: path.read_text() for path in (tmp_path / "state" / "logs").glob("*.log")}
+    assert service_logs
+    for name, text in service_logs.items():
+        assert "disconnected from NATS" not in text, f"{name} lost NATS before it stopped"
     time.sleep(0.5)
     alive = [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
     assert alive == []
