@@ -7,6 +7,7 @@ keep apart through unique names from `unique`.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,11 @@ from continuum.shared import bus
 from continuum.shared.config import NatsSettings, Settings
 from continuum.shared.natsserver import EmbeddedNatsServer
 from continuum.shared.topology import provision
+
+
+# botocore looks for credentials at the cloud instance metadata address when none
+# are configured; tests talk to loopback S3 stand-ins only, so that look-up is off.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")

@@ -80,10 +80,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     documents.mkdir()
     with socket_port() as port:
         url = f"nats://127.0.0.1:{port}"
+    with socket_port() as bridge_port:
+        pass
     env = {
         **os.environ,
         "CONTINUUM_NATS_URL": url,
         "CONTINUUM_DATAPREP_ROOTS": str(documents),
+        "CONTINUUM_BRIDGE_PORT": str(bridge_port),
         # A killed vector DB's write lock expires quickly, so its restart takes over in seconds.
         "CONTINUUM_VECTORDB_LOCK_TTL_S": "5",
         "PYTHONUNBUFFERED": "1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,8 +16,20 @@ import pytest
 CONTINUUM = [sys.executable, "-m", "continuum.shared.cli.main"]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _start_up(tmp_path: Path, nats_url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "CONTINUUM_NATS_URL": nats_url, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "CONTINUUM_NATS_URL": nats_url,
+        "CONTINUUM_BRIDGE_PORT": str(_free_port()),
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+    }
     return subprocess.Popen(
         [*CONTINUUM, "up", "--no-live", "--state-dir", str(tmp_path / "state"), *extra],
         env=env,
