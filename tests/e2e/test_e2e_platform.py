@@ -7,6 +7,7 @@ import json
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from pydoc_data.topics import topics
@@ -153,3 +154,22 @@ async def _wait_for_collection(nc, collection: str, timeout: float = 900) -> Non
             submitted = True
         await asyncio.sleep(2.0)
     raise AssertionError(f"collection {collection} was not filled within {timeout:.0f}s")
+
+
+def test_readme_function_commands_work(platform):
+    root = Path(__file__).resolve().parents[2]
+
+    pushed = platform.cli("fn", "push", str(root / "docs" / "examples" / "hello.py"), "--name", "hello")
+    deployed = platform.cli("deploy", "-f", str(root / "docs" / "examples" / "workload.yaml"))
+    invoked = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        invoked = platform.cli("invoke", "hello", '{"name": "Ada"}', "--output", "json")
+        if invoked.returncode == 0:
+            break
+        time.sleep(2)
+
+    assert pushed.returncode == 0, pushed.stderr
+    assert deployed.returncode == 0, deployed.stderr
+    assert invoked is not None and invoked.returncode == 0, invoked.stderr if invoked else ""
+    assert "Hello, Ada!" in invoked.stdout

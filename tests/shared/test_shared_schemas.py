@@ -125,3 +125,17 @@ def test_every_event_schema_declares_type():
 
     missing = [cls.__name__ for cls in subclasses(Event) if not cls.CE_TYPE and cls.__module__.startswith("continuum.shared")]
     assert missing == []
+
+
+def test_example_workload_file_is_valid_spec():
+    from pathlib import Path
+
+    import yaml
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "workload.yaml"
+
+    spec = convert(yaml.safe_load(example.read_text()), WorkloadSpec)
+
+    assert spec.name == "hello"
+    assert spec.entrypoint == "hello:handler"
+    assert spec.min_replicas == 0
