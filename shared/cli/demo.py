@@ -144,6 +144,8 @@ class Demo:
                 if ready:
                     self.report.node_id = ready[0].node_id
                     self.say(f"Platform ready: {', '.join(sorted(running))}; node {ready[0].node_id} reports telemetry.")
+                    if "bridge" not in running:
+                        self.say("[yellow]The webhook bridge is not running; see its log under the state directory.[/yellow]")
                     return
                 missing = ["a ready node"]
             await asyncio.sleep(1.0)
@@ -242,7 +244,10 @@ class Demo:
         self.report.documents = final.documents_done
         self.report.chunks = final.chunks
         self.report.ingest_errors = len(final.errors)
-        self.say(f"Ingested {final.documents_done} documents into {final.chunks} chunks ({len(final.errors)} errors).")
+        self.say(
+            f"Ingested {final.documents_done} documents into {final.chunks} chunks "
+            f"({final.documents_skipped} skipped as duplicates, {len(final.errors)} errors)."
+        )
         await self._wait_for_rows(final.chunks, timeout)
 
     async def _wait_for_rows(self, expected: int, timeout: float) -> None:
