@@ -230,7 +230,8 @@ class Demo:
                 while time.monotonic() < deadline:
                     msg = await statuses.next_msg(timeout=max(deadline - time.monotonic(), 0.1))
                     status = decode(msg.data, IngestStatus)
-                    progress.update(task, total=status.documents_total or None, completed=status.documents_done, chunks=status.chunks)
+                    done = status.documents_done + status.documents_skipped
+                    progress.update(task, total=status.documents_total or None, completed=done, chunks=status.chunks)
                     if status.state in ("completed", "failed"):
                         final = status
                         break
