@@ -275,3 +275,10 @@ def test_links_allowlist_passes_subdomains_only() -> None:
     text = "See https://docs.python.org/3/ and https://evilpython.org/x, or www.example.com."
 
     assert spans(detector.scan(text), text) == [("link", "https://evilpython.org/x"), ("link", "www.example.com")]
+
+
+def test_links_bracketed_ipv6_host_spans_whole_url() -> None:
+    detector = LinksDetector(LinksOptions(allow_domains=["python.org"]))
+    text = "Point it at http://[::1]:8000/v1 or [docs](https://example.com/x)."
+
+    assert spans(detector.scan(text), text) == [("link", "http://[::1]:8000/v1"), ("link", "https://example.com/x")]
