@@ -51,9 +51,11 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the answer."),
         output: OutputFormat = OUTPUT_OPTION,
     ) -> None:
-        """Answer a question from a collection, with citations and guardrail checks."""
+        """Answer a question from a collection, with citations and guardrail checks; exit 2 when a guardrail blocks it."""
         reply = common.run(ask_question(question, collection, k, policy, timeout))
         if output == OutputFormat.json:
             print_json(reply)
         else:
             print_answer(reply)
+        if reply.blocked:
+            raise typer.Exit(2)

@@ -42,6 +42,14 @@ def available_services() -> list[str]:
     return [name for name in SERVICE_NAMES if _installed(f"continuum.services.{name}.__main__")]
 
 
+def _log_to_file(path: Path) -> None:
+    """Send this process's log records to `path`: lines on stderr would tear the live view."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setStream(path.open("a"))  # type: ignore[attr-defined]
+
+
 def _status_table(supervisor: Supervisor, nats_url: str) -> Table:
     table = Table(title=f"Continuum on {nats_url}  (Ctrl-C to stop)", header_style="bold", expand=True)
     for column in ("service", "pid", "state", "restarts", "last exit"):
@@ -82,6 +90,8 @@ async def _run_demo_then_wait(stop: asyncio.Event) -> None:
 async def run_up(services: list[str] | None, state_dir: Path, live: bool, demo: bool = False) -> None:
     settings = common.settings()
     setup_logging(settings.log_level, settings.log_format, service="up")
+    if live:
+        _log_to_file(state_dir / "logs" / "up.log")
     embedded: EmbeddedNatsServer | None = None
 
     if await is_reachable(settings.nats.url):
