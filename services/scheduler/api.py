@@ -125,6 +125,7 @@ class SchedulerApi:
                         previous_node=binding.previous_node,
                         failures=binding.failures,
                         reason=binding.reason,
+                        error=binding.error,
                     )
                 )
         retry = self.service.reconciler.retry.get(spec.name)

@@ -29,6 +29,8 @@ class Binding(msgspec.Struct, kw_only=True):
     retry_at: float = 0.0
     moved_at: float = 0.0
     reason: str = ""
+    # The agent's reason for the last `failed` report ("artifact 'x' not found ..."); cleared when it runs.
+    error: str = ""
     # Wall-clock time of the first `running` report since the last failure; 0 when none.
     running_since: float = 0.0
 
@@ -85,7 +87,7 @@ class NodeState:
     __slots__ = (
         "node_id", "zone", "site", "labels", "taints", "runtimes", "gpu_models",
         "cpu_millis", "memory_mb", "gpus", "rtt", "boot_id", "seq", "sent_at",
-        "interval_s", "last_seen", "status", "cordoned", "draining", "cordon_reason",
+        "interval_s", "last_seen", "status", "cordoned", "draining", "admin_draining", "drain_boot", "cordon_reason",
         "reserved_cpu", "reserved_memory", "reserved_gpus", "replicas", "rtt_violations",
         "collections", "buckets", "hard_taints", "soft_taints", "nats_rtt_ms", "tie_suffix",
     )
@@ -112,7 +114,13 @@ class NodeState:
         self.last_seen = 0.0
         self.status = "ready"
         self.cordoned = False
+        # `draining` is kept equal to `admin_draining or drain_boot is not None` by `update_draining`.
         self.draining = False
+        # Drained by an operator (`continuum drain`), kept in `ctm-nodes` under `admin.<node_id>`.
+        self.admin_draining = False
+        # The agent boot that asked to drain (lifecycle `drain` or `draining` telemetry); None when none did.
+        # A report or hello from a newer boot clears it: that agent process is gone.
+        self.drain_boot: str | None = None
         self.cordon_reason = ""
         self.reserved_cpu = 0
         self.reserved_memory = 0
@@ -127,6 +135,9 @@ class NodeState:
         self.hard_taints: tuple[Taint, ...] = ()
         self.soft_taints: tuple[Taint, ...] = ()
         self.nats_rtt_ms: float | None = None
+
+    def update_draining(self) -> None:
+        self.draining = self.admin_draining or self.drain_boot is not None
 
     @property
     def schedulable(self) -> bool:

@@ -123,13 +123,17 @@ class Reconciler:
                 )
                 binding.retry_at = now + delay
                 logger.warning(
-                    "replica %s failed on %s (%d failures); re-placing in %.1fs",
-                    binding.replica_id, binding.node_id, binding.failures, delay,
+                    "replica %s failed on %s (%d failures): %s; re-placing in %.1fs",
+                    binding.replica_id, binding.node_id, binding.failures, binding.error or "no reason given", delay,
                 )
                 return True
+            # `retry_at` is on this process's monotonic clock; one written by another process
+            # (bindings loaded after a takeover) could lie far ahead, so cap the wait.
+            binding.retry_at = min(binding.retry_at, now + self.settings.crash_backoff_max_s)
             if now < binding.retry_at:
                 return False
-            return self._move(spec, binding, events, reason="replica failed", handover=False, avoid_current=True)
+            reason = f"replica failed: {binding.error}" if binding.error else "replica failed"
+            return self._move(spec, binding, events, reason=reason, handover=False, avoid_current=True)
         if binding.previous_node is not None:
             return False
         if node.draining:
@@ -167,12 +171,14 @@ class Reconciler:
                 self._record_failure(spec, decision, 1)
             return False
 
-        generation = self.next_generation()
         if handover:
             binding.previous_node = old
             self.cluster.reserve(spec.name, f"{binding.replica_id}@old", old)
         else:
-            events.append(self._event("stop", old, spec, binding.replica_id, generation, reason))
+            events.append(self._event("stop", old, spec, binding.replica_id, self.next_generation(), reason))
+        # The start takes its own generation, newer than the stop's: when the replica is placed on
+        # the same node again, the agent must see the start as newer than the stop it just applied.
+        generation = self.next_generation()
         binding.node_id = decision.node_id
         binding.epoch = self.epoch
         binding.generation = generation
@@ -184,6 +190,16 @@ class Reconciler:
         events.append(self._event("start", decision.node_id, spec, binding.replica_id, generation, reason))
         logger.info("moving replica %s from %s to %s: %s", binding.replica_id, old, decision.node_id, reason)
         return True
+
+    def retry_failed_now(self, bound: WorkloadBindings) -> int:
+        """Re-place every failed replica of a redeployed workload on the next pass, and restart its backoff."""
+        count = 0
+        for binding in bound.replicas.values():
+            if binding.state == "failed":
+                binding.failures = 0
+                binding.retry_at = self.clock()
+                count += 1
+        return count
 
     # Scaling --------------------------------------------------------------
 

@@ -82,8 +82,12 @@ class NodeRegistry:
         node.collections = _label_set(report.labels, COLLECTIONS_LABEL)
         node.buckets = _label_set(report.labels, BUCKETS_LABEL)
         node.last_seen = self.clock()
-        if report.draining and not node.draining:
-            node.draining = True
+        if report.draining:
+            if node.drain_boot is None:
+                self._set_agent_drain(node, report.boot_id, "agent reports draining")
+                structural = True
+        elif node.drain_boot is not None and node.drain_boot != report.boot_id:
+            self._clear_agent_drain(node, report.boot_id)
             structural = True
         if node.status != "ready":
             self._transition(node, "ready")
@@ -103,8 +107,9 @@ class NodeRegistry:
         admin = self.admin.get(node_id)
         if admin is not None:
             node.cordoned = admin.cordoned
-            node.draining = admin.draining
+            node.admin_draining = admin.draining
             node.cordon_reason = admin.reason
+            node.update_draining()
         self.nodes[node_id] = node
         self.version += 1
         logger.info("node %s joined", node_id, extra={"node_id": node_id})
@@ -113,25 +118,64 @@ class NodeRegistry:
     # Lifecycle ------------------------------------------------------------
 
     def apply_lifecycle(self, event: NodeLifecycle) -> None:
+        """Apply hello, drain or bye; an event from an older boot of the node changes nothing.
+
+        The lifecycle stream is replayed last-per-subject at start, so a new
+        scheduler can receive the `drain` or `bye` of an agent process that
+        has since restarted. Such an event is older when its `boot_id` is not
+        the boot of the newest applied report, or when it was sent before that
+        report. A `hello` from a newer boot clears the drain of the old one.
+        """
         node = self.nodes.get(event.node_id)
         if event.event == "hello":
             if node is None:
                 node = self._add(event.node_id)
                 node.last_seen = self.clock()
+            elif event.boot_id != node.boot_id and event.at.timestamp() < node.sent_at:
+                logger.info("ignoring hello of node %s from boot %s, sent before its newest report", node.node_id, event.boot_id)
+                return
             node.zone = event.zone or node.zone
             node.site = event.site or node.site
+            if event.boot_id and node.drain_boot is not None and event.boot_id != node.drain_boot:
+                self._clear_agent_drain(node, event.boot_id)
+                self.version += 1
             return
         if node is None:
             return
-        if event.boot_id and node.boot_id and event.boot_id != node.boot_id and event.at.timestamp() < node.sent_at:
-            logger.debug("ignoring %s from an older boot of node %s", event.event, node.node_id)
+        if self._from_older_boot(node, event):
+            logger.info(
+                "ignoring %s of node %s from boot %s: older than the newest report (boot %s)",
+                event.event, node.node_id, event.boot_id or "(unknown)", node.boot_id,
+                extra={"node_id": node.node_id},
+            )
             return
         if event.event == "drain":
-            node.draining = True
-            self.version += 1
-            logger.info("node %s is draining: %s", node.node_id, event.reason or "agent request")
+            if node.drain_boot is None:
+                self._set_agent_drain(node, event.boot_id or node.boot_id, event.reason or "agent request")
+                self.version += 1
         elif event.event == "bye":
             self._transition(node, "gone")
+
+    @staticmethod
+    def _from_older_boot(node: NodeState, event: NodeLifecycle) -> bool:
+        if node.sent_at and event.at.timestamp() < node.sent_at:
+            return True
+        return bool(event.boot_id and node.boot_id and event.boot_id != node.boot_id)
+
+    @staticmethod
+    def _set_agent_drain(node: NodeState, boot_id: str, reason: str) -> None:
+        node.drain_boot = boot_id
+        node.update_draining()
+        logger.info("node %s is draining: %s (boot %s)", node.node_id, reason, boot_id, extra={"node_id": node.node_id})
+
+    @staticmethod
+    def _clear_agent_drain(node: NodeState, boot_id: str) -> None:
+        logger.info(
+            "node %s restarted as boot %s, so the drain requested by boot %s no longer applies",
+            node.node_id, boot_id, node.drain_boot, extra={"node_id": node.node_id},
+        )
+        node.drain_boot = None
+        node.update_draining()
 
     # Operator state ---------------------------------------------------------
 
@@ -142,8 +186,9 @@ class NodeRegistry:
         if node is None:
             return
         node.cordoned = admin.cordoned
-        node.draining = admin.draining
+        node.admin_draining = admin.draining
         node.cordon_reason = admin.reason
+        node.update_draining()
         self.version += 1
 
     # Snapshots ----------------------------------------------------------------

@@ -274,8 +274,12 @@ class SchedulerService:
             return
         binding.state = status.state
         binding.reason = status.reason
-        if status.state == "running" and not binding.running_since:
-            binding.running_since = time.time()
+        if status.state == "failed":
+            binding.error = status.reason
+        elif status.state == "running":
+            binding.error = ""
+            if not binding.running_since:
+                binding.running_since = time.time()
         self._dirty.add(status.workload)
         self._wake.set()
 
@@ -323,6 +327,11 @@ class SchedulerService:
             spec = decode(value, WorkloadSpec)
             self.cluster.specs[key] = spec
             self.reconciler.retry.pop(key, None)
+            bound = self.cluster.bindings.get(key)
+            if old is not None and bound is not None:
+                retried = self.reconciler.retry_failed_now(bound)
+                if retried:
+                    logger.info("workload %s redeployed: re-placing %d failed replica(s) now", key, retried)
             if old is not None and old.resources != spec.resources:
                 self.cluster.rebuild_reservations()
             elif old is None:

@@ -11,13 +11,15 @@ import yaml
 
 from continuum.shared import subjects
 from continuum.shared.cli import common
-from continuum.shared.cli.output import OUTPUT_OPTION, OutputFormat, emit, fail, print_json
+from continuum.shared.cli.output import OUTPUT_OPTION, OutputFormat, emit, fail, print_json, print_table
 from continuum.shared.errors import SchemaError
 from continuum.shared.rpc import call
 from continuum.shared.schemas import EmptyRequest, InvokeReply, NameRequest, OkReply, WorkloadSpec, convert, decode
 from continuum.shared.schemas.scheduler_api import (
     DeployReply,
     DeployRequest,
+    ExplainReply,
+    ExplainRequest,
     NodeActionRequest,
     NodeList,
     NodeView,
@@ -77,11 +79,16 @@ def register(app: typer.Typer) -> None:
     def describe_workload(name: str, output: OutputFormat = OUTPUT_OPTION) -> None:
         """Show a workload's spec summary and every replica."""
         view = common.run(_api("get", NameRequest(name=name), WorkloadView))
+        columns = ["replica", "node", "state", "epoch", "generation", "moving from", "reason"]
         rows = [[r.replica_id, r.node_id, r.state, r.epoch, r.generation, r.previous_node or "", r.reason] for r in view.replicas]
+        if any(r.error or r.failures for r in view.replicas):
+            columns += ["failures", "last error"]
+            for row, replica in zip(rows, view.replicas):
+                row += [replica.failures, replica.error]
         title = f"{view.name}: {view.spec.runtime} {view.spec.artifact}, desired {view.desired_replicas}"
         if view.unschedulable:
             title += f" (unschedulable: {view.unschedulable})"
-        emit(view, output, ["replica", "node", "state", "epoch", "generation", "moving from", "reason"], rows, title=title)
+        emit(view, output, columns, rows, title=title)
 
     @describe_app.command("node")
     def describe_node(name: str, output: OutputFormat = OUTPUT_OPTION) -> None:
@@ -104,6 +111,30 @@ def register(app: typer.Typer) -> None:
             ["last report", f"{node.seconds_since_report}s ago" if node.seconds_since_report is not None else "never"],
         ]
         emit(node, output, ["field", "value"], rows, title=node.node_id)
+
+    @app.command()
+    def explain(
+        name: str = typer.Argument(None, help="A deployed workload; leave out with --file."),
+        file: Path = typer.Option(None, "-f", "--file", help="Explain a spec file that is not deployed yet."),
+        output: OutputFormat = OUTPUT_OPTION,
+    ) -> None:
+        """Show which nodes a workload fits, why the others do not, and the best candidates' scores."""
+        if (name is None) == (file is None):
+            raise fail("give a workload NAME or --file SPEC, not both and not neither; for example `continuum explain hello`")
+        request = ExplainRequest(spec=_load_spec(file)) if file is not None else ExplainRequest(name=name)
+        reply = common.run(_api("explain", request, ExplainReply))
+        if output == OutputFormat.json:
+            print_json(reply)
+            return
+        print_table(
+            f"{reply.workload}: {reply.message}",
+            ["nodes", "count"],
+            [["total", reply.total_nodes], ["fit", reply.feasible_nodes], *([f"not fit: {why}", count] for why, count in sorted(reply.reasons.items()))],
+        )
+        plugins = sorted({plugin for candidate in reply.candidates for plugin in candidate.scores})
+        rows = [[c.node_id, f"{c.total:.1f}", *(f"{c.scores.get(p, 0.0):.0f}" for p in plugins)] for c in reply.candidates]
+        if rows:
+            print_table("best candidates (scores 0-100)", ["node", "total", *plugins], rows)
 
     @app.command()
     def scale(name: str, replicas: int = typer.Argument(..., help="Fixed replica count."), output: OutputFormat = OUTPUT_OPTION) -> None:

@@ -61,7 +61,11 @@ class ExplainRequest(Event, kw_only=True):
 
 
 class ReplicaView(msgspec.Struct, kw_only=True):
-    """One replica as the scheduler sees it; `previous_node` is set while a move hands over."""
+    """One replica as the scheduler sees it; `previous_node` is set while a move hands over.
+
+    `error` is the agent's reason for the last `failed` report, kept while
+    the replica is re-placed and cleared once it runs.
+    """
 
     replica_id: str
     node_id: str
@@ -71,6 +75,7 @@ class ReplicaView(msgspec.Struct, kw_only=True):
     previous_node: str | None = None
     failures: int = 0
     reason: str = ""
+    error: str = ""
 
 
 class WorkloadView(Event, kw_only=True):
