@@ -25,8 +25,8 @@ from continuum.shared import bus, subjects
 from continuum.shared.config import NatsSettings, Settings
 from continuum.shared.natsserver import EmbeddedNatsServer
 from continuum.shared.rpc import ApiCallError, call
-from continuum.shared.schemas import EmptyRequest, NameRequest, Placement, WorkloadSpec, decode
-from continuum.shared.schemas.scheduler_api import DeployReply, DeployRequest, NodeList, WorkloadView
+from continuum.shared.schemas import EmptyRequest, NameRequest, OkReply, Placement, WorkloadSpec, decode
+from continuum.shared.schemas.scheduler_api import DeployReply, DeployRequest, NodeList, ScaleWorkloadRequest, WorkloadView
 from continuum.shared.topology import provision
 
 # Agents report every half second. A node is suspect after two silent intervals and lost after four.
@@ -64,9 +64,9 @@ class ProcessCluster:
         self.js = bus.jetstream(self.nc)
         await provision(self.js, settings.jetstream)
 
-    async def start_scheduler(self) -> None:
+    async def start_scheduler(self, **env: str) -> None:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "continuum.services.scheduler", env={**self.env, **SCHEDULER_ENV}
+            sys.executable, "-m", "continuum.services.scheduler", env={**self.env, **SCHEDULER_ENV, **env}
         )
         self.processes.append(process)
 
@@ -200,3 +200,40 @@ async def test_killed_agent_replica_runs_elsewhere(cluster: ProcessCluster) -> N
     assert answer["result"] == {"echo": {"n": 2}, "agent_pid": cluster.agents[new_host].pid}
     starts = [(event.node_id, event.replica_id) for event in events if event.action == "start"]
     assert starts == [(new_host, "hello-0")]
+
+
+@pytest.mark.timeout(120)
+async def test_missing_artifact_retried_until_pushed(cluster: ProcessCluster) -> None:
+    await cluster.start_agent("solo")
+    await cluster.start_scheduler(CONTINUUM_SCHEDULER_CRASH_BACKOFF_INITIAL_S="0.2", CONTINUUM_SCHEDULER_CRASH_BACKOFF_MAX_S="1.0")
+    await eventually(lambda: _ready(cluster, "solo"), timeout=40, interval=0.2)
+    await call(cluster.nc, subjects.api("deploy"), DeployRequest(spec=WorkloadSpec(name="ghost", artifact="ghost", replicas=1)), DeployReply)
+
+    # Each retry is a new start on the same node, which the agent applies and fails again.
+    view: WorkloadView | None = None
+
+    async def failed_twice() -> bool:
+        nonlocal view
+        view = await call(cluster.nc, subjects.api("get"), NameRequest(name="ghost"), WorkloadView, timeout=2.0)
+        return bool(view.replicas) and view.replicas[0].failures >= 2
+
+    await eventually(failed_twice, timeout=30, interval=0.2)
+    assert view is not None
+    replica = view.replicas[0]
+    assert replica.failures >= 2
+    assert replica.node_id == "solo"
+    assert "artifact 'ghost' not found" in replica.error
+
+    await cluster.push("ghost", FUNCTION_SOURCE)
+    running = await wait_running(cluster, "ghost", timeout=30)
+    answer = await cluster.invoke("ghost", {"n": 1})
+    await call(cluster.nc, subjects.api("scale"), ScaleWorkloadRequest(name="ghost", replicas=2), OkReply)
+    scaled = await wait_running(cluster, "ghost", timeout=30)
+
+    assert running == {"ghost-0": ("solo", "running")}
+    assert answer["ok"] is True
+    assert scaled == {"ghost-0": ("solo", "running"), "ghost-1": ("solo", "running")}
+
+
+async def _ready(cluster: ProcessCluster, node_id: str) -> bool:
+    return (await cluster.node_status()).get(node_id) == "ready"
