@@ -15,7 +15,7 @@ Preference = Literal["latency", "cost", "balanced"]
 
 
 class ResourceRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What one replica needs: CPU in millicores, memory in MiB, GPUs and an optional GPU model."""
+    """Resources one replica requests: CPU in millicores, memory in MiB, GPUs and an optional GPU model."""
 
     cpu_millis: int = 100
     memory_mb: int = 128
@@ -51,7 +51,7 @@ class LatencyConstraint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
 
 
 class DataLocality(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Prefer nodes in the site that holds a vector collection or an object store bucket."""
+    """Preference for nodes in the site that stores a vector collection or an object store bucket."""
 
     collection: str | None = None
     bucket: str | None = None
@@ -136,7 +136,7 @@ class PlacementFailed(Event, kw_only=True):
 
 
 # `idle` is a replica scaled to zero: its worker is stopped, but the agent keeps
-# the queue subscription on `ctm.fn.<name>`, holds the next invocation and
+# the queue subscription on `ctm.fn.<name>`, queues the next invocation and
 # cold-starts the worker for it.
 ReplicaState = Literal["pending", "pulling", "starting", "running", "idle", "failed", "stopped"]
 
@@ -162,7 +162,7 @@ class WorkloadStatus(Event, kw_only=True):
 
 
 class ScaleRequest(Event, kw_only=True):
-    """An agent asks the scheduler for more replicas of a busy function, on `ctm.api.autoscale`."""
+    """Request from an agent for more replicas of a busy function, on `ctm.api.autoscale`."""
 
     CE_TYPE = "continuum.workload.scale.v1"
 
