@@ -282,3 +282,10 @@ def test_links_bracketed_ipv6_host_spans_whole_url() -> None:
     text = "Point it at http://[::1]:8000/v1 or [docs](https://example.com/x)."
 
     assert spans(detector.scan(text), text) == [("link", "http://[::1]:8000/v1"), ("link", "https://example.com/x")]
+
+
+def test_links_redacted_host_placeholder_stays_inside() -> None:
+    detector = LinksDetector(LinksOptions(allow_domains=["python.org"]))
+    text = "The default is `http://[IPV4]:8000/v1` today."
+
+    assert spans(detector.scan(text), text) == [("link", "http://[IPV4]:8000/v1")]

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 from continuum.services.guardrails.detectors.base import DetectorOptions
 from continuum.shared.schemas.guard import Finding
 
-# `]` and `)` end a URL so Markdown links parse, except around a bracketed IPv6 host.
-_URL = re.compile(r"(?i)\b(?:https?://(?:\[[0-9a-f:.%]+\][^\s<>\"'`)\]]*|[^\s<>\"'`)\]]+)|www\.[^\s<>\"'`)\]]+)")
+# `]` and `)` end a URL so Markdown links parse, except around a bracketed host:
+# an IPv6 literal, or a placeholder such as `[IPV4]` left by an earlier redaction.
+_URL = re.compile(r"(?i)\b(?:https?://(?:\[[0-9a-z:.%_]+\][^\s<>\"'`)\]]*|[^\s<>\"'`)\]]+)|www\.[^\s<>\"'`)\]]+)")
 
 
 class LinksOptions(DetectorOptions, kw_only=True, forbid_unknown_fields=True):
