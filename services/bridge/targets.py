@@ -72,7 +72,8 @@ class TargetPolicy:
             return
         raise TargetError(
             f"webhook URL {url!r} resolves to {address}, a private, loopback or link-local address; "
-            f"add its network to [bridge] allowed_target_networks to allow it",
+            f"add its network to [bridge] allowed_target_networks (or CONTINUUM_BRIDGE_ALLOWED_TARGET_NETWORKS, "
+            f"for example 127.0.0.0/8) and restart the bridge to allow it",
             url=url,
         )
 

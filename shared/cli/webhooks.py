@@ -55,9 +55,11 @@ def add(
 
     created = common.run(_run())
     item = created.subscription
-    emit(created, output, ["id", "filter", "url", "secret"], [[item.id, item.subject_filter, item.url, created.secret]])
+    emit(created, output, ["id", "filter", "url"], [[item.id, item.subject_filter, item.url]])
     if output == OutputFormat.table:
-        console.print("Store the secret now: it is not shown again.")
+        # On its own line, unwrapped, so a narrow terminal cannot cut it off.
+        console.print("Signing secret (store it now: it is not shown again):")
+        console.print(created.secret, soft_wrap=True, highlight=False)
 
 
 @webhooks.command("list")

@@ -14,12 +14,12 @@ from continuum.shared import bus, subjects
 from continuum.shared.schemas.hook import WebhookEvent
 
 
-async def continuum(url: str, *args: str) -> tuple[int, str, str]:
+async def continuum(url: str, *args: str, columns: int = 250) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "continuum.shared.cli.main", "--nats-url", url, "webhooks", *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "250"},
+        env={**os.environ, "COLUMNS": str(columns)},
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode or 0, stdout.decode(), stderr.decode()
@@ -57,7 +57,7 @@ async def test_cli_manages_subscriptions_and_shows_attempts(fresh_server, receiv
         assert code == 0, err
         assert "delivered" in out
 
-        code, out, err = await continuum(fresh_server.url, "add", "http://169.254.169.254/", "--filter", "ctm.placement.failed")
+        code, out, err = await continuum(fresh_server.url, "add", "http://169.254.10.10/", "--filter", "ctm.placement.failed")
         assert code == 1
         assert "link-local" in err
 
@@ -68,3 +68,19 @@ async def test_cli_manages_subscriptions_and_shows_attempts(fresh_server, receiv
         assert "not found" in err
     finally:
         await running.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_cli_add_prints_whole_secret_in_narrow_terminal(fresh_server, receiver, unique):
+    running = await start_bridge(fresh_server.url, bridge_settings(unique))
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" * 2
+    try:
+        code, out, err = await continuum(
+            fresh_server.url, "add", receiver.url, "--filter", "ctm.placement.failed", "--secret", secret, columns=60
+        )
+    finally:
+        await running.stop()
+
+    assert code == 0, err
+    assert secret in out.split()
+    assert "not shown again" in out

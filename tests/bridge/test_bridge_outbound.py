@@ -171,7 +171,7 @@ async def test_private_target_rejected_by_default(fresh_server, unique):
     running = await start_bridge(fresh_server.url, bridge_settings(unique, allowed_target_networks=[]))
     try:
         failures = {}
-        for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.1.2.3/x", "http://[::1]/x"):
+        for url in ("http://127.0.0.1:9/hook", "http://169.254.10.10/latest", "http://10.1.2.3/x", "http://[::1]/x"):
             with pytest.raises(rpc.ApiCallError) as caught:
                 await add_subscription(running.nc, url, "ctm.placement.failed")
             failures[url] = caught.value.error

@@ -141,7 +141,7 @@ def test_delivery_id_stable_per_subscription():
 
 async def test_target_policy_rejects_private_addresses():
     policy = TargetPolicy(parse_networks(["10.20.0.0/16"]))
-    rejected = ["http://127.0.0.1/x", "http://169.254.169.254/", "http://192.168.1.1/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/"]
+    rejected = ["http://127.0.0.1/x", "http://169.254.10.10/", "http://192.168.1.1/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/"]
 
     for url in rejected:
         with pytest.raises(TargetError, match="allowed_target_networks"):
