@@ -106,6 +106,8 @@ class SchedulerApi:
                     bound_replicas=len(view.replicas),
                     running_replicas=sum(1 for replica in view.replicas if replica.state in ("running", "idle")),
                     unschedulable=view.unschedulable,
+                    failed_replicas=sum(1 for replica in view.replicas if replica.error),
+                    last_error=next((replica.error for replica in view.replicas if replica.error), ""),
                 )
             )
         return WorkloadList(workloads=summaries)

@@ -122,7 +122,7 @@ class PlatformStatus:
 
     def _workloads_table(self) -> Table:
         table = Table(title="workloads", header_style="bold", expand=True)
-        for column in ("workload", "runtime", "desired", "bound", "running", "note"):
+        for column in ("workload", "runtime", "desired", "bound", "running", "failed", "problem"):
             table.add_column(column)
         for workload in self.workloads.workloads if self.workloads else []:
             table.add_row(
@@ -131,7 +131,8 @@ class PlatformStatus:
                 str(workload.desired_replicas),
                 str(workload.bound_replicas),
                 str(workload.running_replicas),
-                workload.unschedulable,
+                str(workload.failed_replicas),
+                workload.unschedulable or workload.last_error,
             )
         return table
 

@@ -65,8 +65,11 @@ def register(app: typer.Typer) -> None:
     def get_workloads(output: OutputFormat = OUTPUT_OPTION) -> None:
         """List workloads with desired, bound and running replicas."""
         reply = common.run(_api("workloads", EmptyRequest(), WorkloadList))
-        rows = [[w.name, w.runtime, w.desired_replicas, w.bound_replicas, w.running_replicas, w.unschedulable] for w in reply.workloads]
-        emit(reply.workloads, output, ["name", "runtime", "desired", "bound", "running", "unschedulable"], rows)
+        rows = [
+            [w.name, w.runtime, w.desired_replicas, w.bound_replicas, w.running_replicas, w.failed_replicas, w.unschedulable or w.last_error]
+            for w in reply.workloads
+        ]
+        emit(reply.workloads, output, ["name", "runtime", "desired", "bound", "running", "failed", "problem"], rows)
 
     @get_app.command("nodes")
     def get_nodes(output: OutputFormat = OUTPUT_OPTION) -> None:

@@ -95,6 +95,9 @@ class WorkloadSummary(msgspec.Struct, kw_only=True):
     bound_replicas: int
     running_replicas: int
     unschedulable: str = ""
+    # Replicas whose last report was a failure, and the agent's reason for one of them.
+    failed_replicas: int = 0
+    last_error: str = ""
 
 
 class WorkloadList(Event, kw_only=True):

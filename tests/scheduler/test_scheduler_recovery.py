@@ -17,8 +17,8 @@ from continuum.services.scheduler.registry import NodeRegistry
 from continuum.services.scheduler.settings import SchedulerSettings
 from continuum.shared import bus, subjects
 from continuum.shared.rpc import call
-from continuum.shared.schemas import NameRequest, NodeLifecycle, Placement, WorkloadSpec, WorkloadStatus
-from continuum.shared.schemas.scheduler_api import DeployReply, DeployRequest, WorkloadView
+from continuum.shared.schemas import EmptyRequest, NameRequest, NodeLifecycle, Placement, WorkloadSpec, WorkloadStatus
+from continuum.shared.schemas.scheduler_api import DeployReply, DeployRequest, WorkloadList, WorkloadView
 
 MISSING = "artifact 'ghost' not found in ctm-artifacts; upload it with continuum fn push"
 
@@ -79,6 +79,10 @@ async def test_failed_replica_restarts_on_same_node(harness: Harness) -> None:
     replica = described.replicas[0]
     assert (replica.node_id, replica.failures, replica.error) == ("solo", 1, MISSING)
     assert replica.reason == f"replica failed: {MISSING}"
+    listed = await call(harness.nc, subjects.api("workloads"), EmptyRequest(), WorkloadList)
+    summary = next(item for item in listed.workloads if item.name == "ghost")
+    assert summary.failed_replicas == 1
+    assert summary.last_error == MISSING
 
     # The retry fails too; a redeploy (after `continuum fn push`) places it again at once, then it runs.
     second = scheduler.cluster.bindings["ghost"].replicas["ghost-0"].generation
