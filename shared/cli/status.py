@@ -17,6 +17,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from rich.columns import Columns
 from rich.console import Group
 from rich.table import Table
 
@@ -96,7 +97,7 @@ class PlatformStatus:
         self.services = await discover_services(self.nc, timeout=0.3)
 
     def render(self) -> Group:
-        return Group(self._nodes_table(), self._workloads_table(), self._streams_table(), self._events_table())
+        return Group(self._nodes_table(), self._workloads_table(), self._streams_and_services(), self._events_table())
 
     def _nodes_table(self) -> Table:
         table = Table(title="nodes", header_style="bold", expand=True)
@@ -136,19 +137,19 @@ class PlatformStatus:
             )
         return table
 
-    def _streams_table(self) -> Table:
-        table = Table(title="streams and services", header_style="bold", expand=True)
-        table.add_column("stream")
-        table.add_column("messages")
-        table.add_column("service")
-        table.add_column("instances")
-        streams = sorted(self.streams.items())
-        services = sorted(self.services.items())
-        for index in range(max(len(streams), len(services))):
-            stream = streams[index] if index < len(streams) else ("", "")
-            service = services[index] if index < len(services) else ("", "")
-            table.add_row(stream[0], str(stream[1]), service[0], str(service[1]))
-        return table
+    def _streams_and_services(self) -> Columns:
+        streams = Table(title="streams", header_style="bold")
+        streams.add_column("stream")
+        streams.add_column("messages", justify="right")
+        for name, count in sorted(self.streams.items()):
+            streams.add_row(name, str(count))
+
+        services = Table(title="micro services", header_style="bold")
+        services.add_column("service")
+        services.add_column("instances", justify="right")
+        for name, count in sorted(self.services.items()):
+            services.add_row(name, str(count))
+        return Columns([streams, services], padding=(0, 4))
 
     def _events_table(self) -> Table:
         table = Table(title="latest events", header_style="bold", expand=True, show_header=False)

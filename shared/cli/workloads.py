@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
             ["reserved", f"{node.reserved.cpu_millis}m CPU, {node.reserved.memory_mb} MiB, {node.reserved.gpus} GPU"],
             ["labels", ", ".join(f"{k}={v}" for k, v in node.labels.items())],
             ["taints", ", ".join(f"{t.key}={t.value}:{t.effect}" for t in node.taints)],
-            ["rtt (ms)", ", ".join(f"{k} {v:g}" for k, v in node.rtt_ms.items())],
+            ["rtt (ms)", ", ".join(f"{k} {v:.2f}" for k, v in node.rtt_ms.items())],
             ["replicas", ", ".join(node.replicas)],
             ["last report", f"{node.seconds_since_report}s ago" if node.seconds_since_report is not None else "never"],
         ]
