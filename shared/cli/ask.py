@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.panel import Panel
+from rich.text import Text
 
 from continuum.shared import subjects
 from continuum.shared.cli import common
@@ -16,7 +17,7 @@ def print_answer(reply: AskReply) -> None:
     """Print an answer, its citations and guardrail findings for people."""
     style = "red" if reply.blocked else "green"
     title = f"blocked at {reply.blocked_stage}" if reply.blocked else f"answer ({reply.composer})"
-    console.print(Panel(reply.answer, title=title, border_style=style, expand=False))
+    console.print(Panel(Text(reply.answer), title=title, border_style=style, expand=False))
     if reply.citations:
         print_table(
             "citations",

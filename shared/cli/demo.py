@@ -24,6 +24,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ObjectMeta
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from continuum.shared import bus, subjects
@@ -180,7 +181,7 @@ class Demo:
         if not reply.ok:
             raise ContinuumError(f"invoking {FUNCTION_NAME} failed: {reply.error.message if reply.error else 'unknown error'}")
         self.report.invoke_result = reply.result
-        self.say(f"Invoked ctm.fn.{FUNCTION_NAME} -> {reply.result} in {reply.duration_ms:.1f} ms")
+        self.say(escape(f"Invoked ctm.fn.{FUNCTION_NAME} -> {reply.result} in {reply.duration_ms:.1f} ms"))
 
     async def _wait_for_placement(self, placements: Any, timeout: float) -> tuple[str, int]:
         deadline = time.monotonic() + timeout
@@ -206,7 +207,7 @@ class Demo:
             if status.replica_id != replica_id or (status.generation and status.generation < generation):
                 continue
             cold_start = f" after a {status.cold_start_ms:.0f} ms cold start" if status.cold_start_ms else ""
-            self.say(f"Replica {status.replica_id} on node {status.node_id}: {status.state}{cold_start} {status.reason}".rstrip())
+            self.say(escape(f"Replica {status.replica_id} on node {status.node_id}: {status.state}{cold_start} {status.reason}".rstrip()))
             if status.state == "running":
                 self.report.cold_start_ms = status.cold_start_ms
                 return
@@ -273,7 +274,7 @@ class Demo:
     async def ask_questions(self, timeout: float) -> None:
         self.say("\n[bold]3. Ask questions about Python[/bold]")
         for question, topics in QUESTIONS:
-            self.say(f"\n[cyan]Q: {question}[/cyan]")
+            self.say(f"\n[cyan]Q: {escape(question)}[/cyan]")
             reply = await self.ask(question, timeout)
             if not self.quiet:
                 print_answer(reply)
@@ -289,20 +290,20 @@ class Demo:
 
     async def show_guardrails(self, timeout: float) -> None:
         self.say("\n[bold]4. Guardrails: a prompt injection and an e-mail address[/bold]")
-        self.say(f"\n[cyan]Q: {INJECTION_QUESTION}[/cyan]")
+        self.say(f"\n[cyan]Q: {escape(INJECTION_QUESTION)}[/cyan]")
         blocked = await self.ask(INJECTION_QUESTION, timeout)
         if not self.quiet:
             print_answer(blocked)
         self.report.injection_blocked = blocked.blocked
         self.report.injection_stage = blocked.blocked_stage
 
-        self.say(f"\n[cyan]Q: {EMAIL_QUESTION}[/cyan]")
+        self.say(f"\n[cyan]Q: {escape(EMAIL_QUESTION)}[/cyan]")
         redacted = await self.ask(EMAIL_QUESTION, timeout)
         if not self.quiet:
             print_answer(redacted)
         self.report.redacted_question = redacted.question
         self.report.email_redacted = "ada.lovelace@example.com" not in redacted.question and bool(redacted.question)
-        self.say(f"The question went on as: {redacted.question}")
+        self.say(f"The question went on as: {escape(redacted.question)}")
 
     def show_trace(self) -> None:
         traced = next((question for question in self.report.questions if question.trace_id), None)

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from continuum.shared.schemas import to_builtins
@@ -35,7 +36,9 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Cells hold user data (document text, error messages): escape it so that text
+        # such as `[dataprep]` is shown, not taken for Rich markup and dropped.
+        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
     console.print(table)
 
 
@@ -49,5 +52,5 @@ def emit(value: Any, output: OutputFormat, columns: Sequence[str], rows: Iterabl
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error to stderr and return the Exit to raise."""
-    error_console.print(f"[red]error:[/red] {message}")
+    error_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from continuum.shared import bus
@@ -84,7 +85,7 @@ async def _run_demo_then_wait(stop: asyncio.Event) -> None:
         await run_demo()
         console.print("\n[green]Demo finished.[/green] The platform keeps running; press Ctrl-C to stop it.")
     except ContinuumError as exc:
-        console.print(f"[red]Demo failed:[/red] {exc}")
+        console.print(f"[red]Demo failed:[/red] {escape(str(exc))}")
 
 
 async def run_up(services: list[str] | None, state_dir: Path, live: bool, demo: bool = False) -> None:

@@ -84,3 +84,19 @@ def test_registered_secret_never_logged():
 
     assert "s3cr3t-value" not in line
     assert "***" in line
+
+
+def test_cli_table_shows_bracketed_text(capsys):
+    from continuum.shared.cli.output import print_table
+
+    print_table(None, ["heading"], [["Settings (`[dataprep]`, or CONTINUUM_DATAPREP_*)"]])
+
+    assert "[dataprep]" in capsys.readouterr().out
+
+
+def test_cli_error_shows_bracketed_text(capsys):
+    from continuum.shared.cli.output import fail
+
+    fail("add it to [bridge] allowed_target_networks")
+
+    assert "[bridge]" in capsys.readouterr().err
