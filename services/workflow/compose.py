@@ -46,17 +46,24 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+def _stems(text: str) -> set[str]:
+    """Keywords cut to six characters, so `rotate` and `rotating` match."""
+    return {word[:6] for word in keywords(text)}
+
+
 def best_sentences(question: str, text: str, max_chars: int) -> str:
     """Return the passage's sentences that share the most words with the question, in text order.
 
-    Falls back to the passage's opening when no sentence shares a word.
+    When those fill less than half of `max_chars` (a heading that matched, or
+    no sentence that shares a word), the sentences after the first pick are
+    added too, so the quote carries the passage's content.
     """
-    question_words = keywords(question)
+    question_words = _stems(question)
     sentences = split_sentences(text)
     if not sentences:
         return ""
 
-    scored = [(len(question_words & keywords(sentence)), index) for index, sentence in enumerate(sentences)]
+    scored = [(len(question_words & _stems(sentence)), index) for index, sentence in enumerate(sentences)]
     ranked = sorted(scored, key=lambda item: (-item[0], item[1]))
     chosen: list[int] = []
     length = 0
@@ -67,6 +74,16 @@ def best_sentences(question: str, text: str, max_chars: int) -> str:
             break
         chosen.append(index)
         length += len(sentences[index])
+
+    following = min(chosen) + 1
+    while length < max_chars / 2 and following < len(sentences):
+        if following not in chosen:
+            if length + len(sentences[following]) > max_chars:
+                break
+            chosen.append(following)
+            length += len(sentences[following])
+        following += 1
+
     quote = " ".join(sentences[index] for index in sorted(chosen))
     if len(quote) > max_chars:
         quote = quote[: max_chars - 3].rstrip() + "..."

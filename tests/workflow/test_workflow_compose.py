@@ -56,3 +56,13 @@ def test_compose_extractive_cites_each_passage():
 
 def test_compose_extractive_without_passages_says_so():
     assert "No passage" in compose_extractive("anything", [], max_chars=100)
+
+
+def test_best_sentences_adds_content_after_matching_heading():
+    text = "Rotating credentials\n\n1. Create a new key. 2. Deploy it to every service. 3. Remove the old key."
+
+    quote = best_sentences("How do I rotate keys?", text, max_chars=200)
+
+    assert quote.startswith("Rotating credentials")
+    assert "Create a new key." in quote
+    assert "Remove the old key." in quote
