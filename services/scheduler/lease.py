@@ -53,6 +53,7 @@ class LeaderLease:
         self.leading = False
         self._revision = 0
         self._seen_revision = -1
+        self._following = ""
         self._seen_at = time.monotonic()
         self._renewed_at = 0.0
 
@@ -90,6 +91,9 @@ class LeaderLease:
         revision = entry.revision or 0
         now = time.monotonic()
         if revision != self._seen_revision:
+            if not record.released and record.holder != self._following:
+                logger.info("following scheduler leader %s (epoch %d) as a standby", record.holder, record.epoch)
+                self._following = record.holder
             self._seen_revision = revision
             self._seen_at = now
             if not record.released:
