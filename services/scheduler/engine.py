@@ -155,6 +155,12 @@ class PlacementEngine:
             raw = plugin(ctx, feasible)
             low, high = min(raw), max(raw)
             if high == low:
+                # Every candidate is equally good here: all score the maximum. The order
+                # does not change, but `explain` shows 100 instead of a misleading 0.
+                totals = [total + weight * 100.0 for total in totals]
+                if details is not None:
+                    for detail in details:
+                        detail[name] = 100.0
                 continue
             scale = 100.0 / (high - low)
             weighted = weight * scale

@@ -156,3 +156,17 @@ def test_pick_matches_explain_ranking() -> None:
         assert picked.node_id == ranked.node_id, replica_id
         assert picked.node_id is not None
         cluster.reserve("w", replica_id, picked.node_id)
+
+
+def test_explain_single_node_scores_full_marks() -> None:
+    cluster, engine = build(telemetry("solo"))
+    spec = WorkloadSpec(name="w", artifact="a", replicas=1)
+    cluster.specs["w"] = spec
+
+    ranked = engine.decide(spec, "w-0", explain=True)
+
+    node_id, total, scores = ranked.scores[0]
+    assert node_id == "solo"
+    assert total == 100.0
+    assert scores
+    assert set(scores.values()) == {100.0}
