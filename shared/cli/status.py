@@ -42,6 +42,10 @@ EVENT_SUBJECTS = (
 )
 
 
+# Streams whose newest events seed the view when it starts.
+EVENT_STREAMS = ("NODES", "PLACEMENTS", "WORKLOAD_STATUS", "INGEST_STATUS", "DLQ")
+
+
 @dataclass
 class PlatformStatus:
     """Latest state seen on the bus; `refresh()` polls what is not pushed."""
@@ -57,9 +61,28 @@ class PlatformStatus:
     _subscriptions: list = field(default_factory=list)
 
     async def start(self) -> None:
+        await self._load_recent_events()
         self._subscriptions.append(await self.nc.subscribe(subjects.ALL_TELEMETRY, cb=self._handle_telemetry))
         for subject in EVENT_SUBJECTS:
             self._subscriptions.append(await self.nc.subscribe(subject, cb=self._handle_event))
+
+    async def _load_recent_events(self, per_stream: int = 3) -> None:
+        """Fill the event list with the newest stored events, so the view starts with history."""
+        recent: list[tuple[float, str]] = []
+        for stream in EVENT_STREAMS:
+            try:
+                last = (await self.js.stream_info(stream)).state.last_seq
+            except Exception:  # noqa: BLE001 - a stream that is missing has no history to show
+                continue
+            for sequence in range(last, max(last - per_stream, 0), -1):
+                try:
+                    stored = await self.js.get_msg(stream, sequence)
+                except Exception:  # noqa: BLE001 - a deleted message leaves a gap in the sequence
+                    continue
+                stamp = stored.time.timestamp() if stored.time else 0.0
+                recent.append((stamp, self._event_line(stored.subject or "", stored.headers or {}, stored.data or b"", stamp)))
+        for _, line in sorted(recent, reverse=True)[: self.events.maxlen]:
+            self.events.append(line)
 
     async def stop(self) -> None:
         for subscription in self._subscriptions:
@@ -78,10 +101,12 @@ class PlatformStatus:
         self.node_seen_at[report.node_id] = time.monotonic()
 
     async def _handle_event(self, msg: Msg) -> None:
-        event_type = (msg.headers or {}).get("ce-type", "")
-        stamp = time.strftime("%H:%M:%S")
-        summary = msg.data[:90].decode("utf-8", errors="replace")
-        self.events.appendleft(f"{stamp} {msg.subject} {event_type} {summary}")
+        self.events.appendleft(self._event_line(msg.subject, msg.headers or {}, msg.data, time.time()))
+
+    @staticmethod
+    def _event_line(subject: str, headers: dict[str, str], data: bytes, stamp: float) -> str:
+        summary = data[:90].decode("utf-8", errors="replace")
+        return f"{time.strftime('%H:%M:%S', time.localtime(stamp))} {subject} {headers.get('ce-type', '')} {summary}"
 
     async def refresh(self) -> None:
         try:
