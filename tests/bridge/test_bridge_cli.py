@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 
 import pytest
 
-from conftest import bridge_settings, start_bridge
+from bridge_support import bridge_settings, start_bridge
 from continuum.shared import bus, subjects
 from continuum.shared.schemas.hook import WebhookEvent
+from continuum.shared.testing import run_cli
 
 
 async def continuum(url: str, *args: str, columns: int = 250) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "continuum.shared.cli.main", "--nats-url", url, "webhooks", *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": str(columns)},
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-    return process.returncode or 0, stdout.decode(), stderr.decode()
+    return await run_cli(url, "webhooks", *args, columns=columns, timeout=30)
 
 
 @pytest.mark.timeout(90)

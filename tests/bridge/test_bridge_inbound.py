@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
-from conftest import GITHUB_OLD_SECRET, GITHUB_SECRET, HMAC_SECRET, STANDARD_SECRET
+from bridge_support import GITHUB_OLD_SECRET, GITHUB_SECRET, HMAC_SECRET, STANDARD_SECRET
 
 
 def github_headers(body: bytes, secret: str, *, event: str = "push", delivery: str | None = None) -> dict[str, str]:

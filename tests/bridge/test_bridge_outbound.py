@@ -8,7 +8,7 @@ import json
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from conftest import STANDARD_SECRET, bridge_settings, start_bridge
+from bridge_support import STANDARD_SECRET, bridge_settings, start_bridge
 from continuum.shared import bus, rpc, subjects
 from continuum.shared.envelope import from_nats
 from continuum.shared.schemas import DeadLetter, EmptyRequest, NameRequest, OkReply, to_builtins

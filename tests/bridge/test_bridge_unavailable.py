@@ -10,7 +10,7 @@ import json
 import aiohttp
 import pytest
 
-from conftest import GITHUB_SECRET, bridge_settings, read_hook_events, start_bridge
+from bridge_support import GITHUB_SECRET, bridge_settings, read_hook_events, start_bridge
 from continuum.shared.config import JetStreamSettings
 from continuum.shared.natsserver import EmbeddedNatsServer
 from continuum.shared.topology import provision

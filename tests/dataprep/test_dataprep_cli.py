@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from continuum.services.dataprep.settings import DataprepSettings
 from continuum.shared.config import Settings
+from continuum.shared.testing import run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
 
 async def continuum(settings: Settings, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "continuum.shared.cli.main",
-        "--nats-url",
-        settings.nats.url,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_cli(settings.nats.url, *args, timeout=90)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ServiceProcess, eventually, violations
+from deploy_support import ServiceProcess, eventually, violations
 
 from continuum.shared import subjects
 from continuum.shared.rpc import ApiCallError, call

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from deploy_support import REPO
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,7 @@ import pytest
 from continuum.shared import deploy_config
 from continuum.shared.errors import ConfigError
 
-from conftest import INVENTORY, NATS_DIR, SITE
+from deploy_support import INVENTORY, NATS_DIR, SITE
 
 
 def test_shipped_hub_accounts_match_render():

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import Deployment, ServiceProcess, eventually, free_port, violations
+from deploy_support import Deployment, ServiceProcess, eventually, free_port, violations
 
 from continuum.shared import bus, subjects
 from continuum.shared.rpc import call

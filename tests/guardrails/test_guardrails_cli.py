@@ -11,23 +11,13 @@ import pytest
 
 from continuum.services.guardrails.settings import GuardrailsSettings
 from continuum.shared.config import Settings
+from continuum.shared.testing import run_cli
 
 pytestmark = pytest.mark.timeout(90)
 
 
 async def continuum(settings: Settings, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "continuum.shared.cli.main",
-        "--nats-url",
-        settings.nats.url,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await run_cli(settings.nats.url, *args, timeout=60)
 
 
 async def test_cli_guard_prints_redacted_text(settings: Settings, start_guardrails) -> None:

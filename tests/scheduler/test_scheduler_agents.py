@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nats.errors
 import pytest
-from conftest import eventually
+from scheduler_support import eventually
 
 from continuum.shared import bus, subjects
 from continuum.shared.config import NatsSettings, Settings

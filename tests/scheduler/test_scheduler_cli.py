@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import Harness, eventually
+from scheduler_support import Harness, eventually
 
 from continuum.shared import bus, subjects
 from continuum.shared.rpc import call
 from continuum.shared.schemas import ResourceRequest, WorkloadSpec, WorkloadStatus
 from continuum.shared.schemas.scheduler_api import DeployReply, DeployRequest
+from continuum.shared.testing import run_cli
 
 
 async def continuum(url: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "continuum.shared.cli.main", "--nats-url", url, *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "250"},
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-    return process.returncode or 0, stdout.decode(), stderr.decode()
+    return await run_cli(url, *args, timeout=30)
 
 
 @pytest.mark.timeout(90)

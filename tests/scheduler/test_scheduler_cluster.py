@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Harness, active_replicas, eventually, old_time, telemetry
+from scheduler_support import Harness, active_replicas, eventually, old_time, telemetry
 
 from continuum.shared import bus, subjects
 from continuum.shared.rpc import ApiCallError, call

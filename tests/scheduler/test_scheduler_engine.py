@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import telemetry
+from scheduler_support import telemetry
 
 from continuum.services.scheduler.cluster import Cluster
 from continuum.services.scheduler.engine import PlacementEngine

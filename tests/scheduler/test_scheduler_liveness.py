@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import telemetry
+from scheduler_support import telemetry
 
 from continuum.services.scheduler.registry import NodeRegistry
 from continuum.services.scheduler.settings import SchedulerSettings

@@ -11,7 +11,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from conftest import Harness, SimulatedAgent, eventually, old_time, telemetry
+from scheduler_support import Harness, SimulatedAgent, eventually, old_time, telemetry
 
 from continuum.services.scheduler.registry import NodeRegistry
 from continuum.services.scheduler.settings import SchedulerSettings

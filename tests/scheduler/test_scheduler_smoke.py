@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import Harness, active_replicas, eventually
+from scheduler_support import Harness, active_replicas, eventually
 
 from continuum.shared import subjects
 from continuum.shared.rpc import call

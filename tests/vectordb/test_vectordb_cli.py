@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from typing import Any
 
 import pytest
@@ -14,18 +12,14 @@ from continuum.shared.cli.vector import parse_filter
 from continuum.shared.config import Settings
 from continuum.shared.rpc import ApiCallError
 from continuum.shared.schemas import CollectionRequest, CollectionStats, Filter
+from continuum.shared.testing import run_cli
 from vectordb_helpers import call, embed_texts, eventually, make_batch, publish_batch
 
 TEXTS = ["JetStream keeps messages for durable consumers.", "Sourdough bread rises overnight."]
 
 
 async def continuum(settings: Settings, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "continuum.shared.cli.main", "--nats-url", settings.nats.url, *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await process.communicate()
-    return process.returncode or 0, stdout.decode(), stderr.decode()
+    return await run_cli(settings.nats.url, *args, timeout=90)
 
 
 @pytest.mark.parametrize("storage", ["local"], indirect=True)
