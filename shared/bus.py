@@ -122,7 +122,7 @@ class _ConnectionLogger:
 async def connect(settings: Settings | NatsSettings, *, name: str, check_server: bool = True) -> NATS:
     """Connect to NATS with the configured auth and TLS, and check the server version.
 
-    Raises BusError when no server answers, and NatsServerError when the
+    Raises BusError when no server is reachable, and NatsServerError when the
     server is older than Continuum supports.
     """
     nats_settings = settings.nats if isinstance(settings, Settings) else settings

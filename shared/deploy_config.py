@@ -121,7 +121,7 @@ def ordered_consumer_access(domain: str, stream: str) -> Permissions:
         f"DIRECT.GET.{stream}",
         f"DIRECT.GET.{stream}.>",
     )
-    # Ordered push consumers send flow-control requests that the client answers.
+    # Ordered push consumers send flow-control requests that the client replies to.
     return Permissions(publish + (f"$JS.FC.{stream}.>",), ())
 
 
@@ -158,7 +158,7 @@ def client_base(domain: str) -> Permissions:
 
 
 def agent_permissions(node_id: str, domain: str, functions: Iterable[str] = ("*",)) -> Permissions:
-    """An agent may speak only for its own node: its telemetry, lifecycle, placements and ping."""
+    """Return an agent's permissions, limited to its own node: telemetry, lifecycle, placements and ping."""
     subjects.validate_node_id(node_id)
     function_subjects = tuple(FUNCTION_WILDCARD if name == "*" else subjects.function(name) for name in functions)
     own = Permissions(
@@ -313,7 +313,7 @@ def service_permissions(role: str, domain: str) -> Permissions:
 
 
 def leaf_permissions(site: Site, domain: str) -> Permissions:
-    """What a site's leaf connection may carry: the union of its agents' subjects, both ways.
+    """Return what a site's leaf connection may carry: the union of its agents' subjects, both ways.
 
     The hub applies a leaf user's permissions to traffic in both directions,
     so the same set is granted for publish and subscribe. Agents are checked
@@ -440,7 +440,7 @@ def leaf_user(site: str) -> str:
 
 
 def password_variable(user: str) -> str:
-    """Environment variable that holds a user's password: CONTINUUM_NATS_PASSWORD_<USER>."""
+    """Return the environment variable that contains a user's password: CONTINUUM_NATS_PASSWORD_<USER>."""
     return PASSWORD_PREFIX + re.sub(r"[^A-Z0-9]", "_", user.upper())
 
 
@@ -451,7 +451,7 @@ class User:
 
 
 def users_for(inventory: Inventory, server: ServerKind, site: str | None = None) -> list[User]:
-    """The users a hub or a site's leaf node accepts, in a stable order."""
+    """Return the users a hub or a site's leaf node accepts, in a stable order."""
     domain = inventory.hub_domain
     if server == "leaf":
         if site is None:

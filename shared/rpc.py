@@ -1,7 +1,7 @@
 """Request/reply endpoints as NATS micro services, and the client side of them.
 
 Every Continuum request/reply service registers through `start_service`, so
-it answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` and shows in
+it replies to `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` and shows in
 `nats micro ls`. Requests and replies are JSON Structs from `schemas`. A
 handler reports a caller's mistake by raising `ApiFailure`; the client gets an
 `ErrorReply` body plus the `Nats-Service-Error(-Code)` headers. An unexpected
@@ -143,7 +143,7 @@ async def call(nc: NATS, subject: str, message: Any, reply: type[T], *, timeout:
     try:
         response = await nc.request(subject, encode(message), timeout=timeout, headers=headers)
     except nats.errors.NoRespondersError as exc:
-        error = ApiError(code="unavailable", message=f"no service answers on {subject}; is it running?")
+        error = ApiError(code="unavailable", message=f"no service replies on {subject}; is it running?")
         raise ApiCallError(error, subject=subject) from exc
     except (nats.errors.TimeoutError, TimeoutError) as exc:
         error = ApiError(code="timeout", message=f"no reply on {subject} within {timeout}s")
@@ -159,7 +159,7 @@ async def call(nc: NATS, subject: str, message: Any, reply: type[T], *, timeout:
 
 
 async def discover_services(nc: NATS, timeout: float = 0.5) -> dict[str, int]:
-    """Return the micro services answering `$SRV.PING`, with the number of instances of each."""
+    """Return the micro services that reply to `$SRV.PING`, with the number of instances of each."""
     import json
 
     inbox = nc.new_inbox()

@@ -7,7 +7,7 @@ window come from `JetStreamSettings`.
 
 Core request/reply subjects (`ctm.fn.*`, `ctm.embed`, `ctm.api.*`,
 `ctm.vector.*`, `ctm.guard.check`, `ctm.rag.*`, `ctm.agent.*.ping`) belong to no
-stream on purpose: a stream that captured them would answer requests with
+stream on purpose: a stream that captured them would reply to requests with
 a PubAck.
 """
 
@@ -222,7 +222,7 @@ def consumer_config(spec: ConsumerSpec) -> js_api.ConsumerConfig:
 
 @dataclass
 class ProvisionReport:
-    """What `provision()` did to each object: `created`, `updated` or `unchanged`."""
+    """Record of what `provision()` did to each object: `created`, `updated` or `unchanged`."""
 
     actions: list[tuple[str, str, str]] = field(default_factory=list)
 
