@@ -222,13 +222,6 @@ async def publish(
     return ack
 
 
-async def publish_core(nc: NATS, subject: str, message: Any, *, source: str) -> None:
-    """Publish `message` as a CloudEvent on core NATS (no stream, no PubAck)."""
-    payload, headers = envelope.to_nats(message, source=source)
-    with tracing.producer_span(subject, headers, headers[envelope.MSG_ID_HEADER]):
-        await nc.publish(subject, payload, headers=headers)
-
-
 # Dead letters -------------------------------------------------------------
 
 

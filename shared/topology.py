@@ -14,7 +14,6 @@ a PubAck.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -368,8 +367,3 @@ def find_consumer(durable: str, stream: str | None = None) -> ConsumerSpec:
         if spec.durable == durable and (stream is None or spec.stream == stream):
             return spec
     raise KeyError(f"no consumer {durable!r} is declared in continuum.shared.topology")
-
-
-def replace(spec: Any, **changes: Any) -> Any:
-    """Return a copy of a spec with some fields changed (for tests and per-node consumers)."""
-    return dataclasses.replace(spec, **changes)
